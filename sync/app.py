@@ -1,0 +1,132 @@
+"""The application object: one config, one ledger, the pricer and the adapters, built once.
+
+The CLI and `prepaid serve` both drive the program through this, so a sync from the command
+line and a sync from the scheduler are the same code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sync.books import ensure_books
+from sync.engine import RunSummary, SyncEngine, process_holder
+from sync.ledger import DatabaseCredentialStore, Ledger
+from sync.ports import InvoiceSink, TimeSource
+from sync.refill import RefillReport, RefillService
+from sync.rules import Pricer
+from sync.settings import Settings
+from sync.wiring import build_sink, build_source
+
+
+@dataclass
+class SyncOutcome:
+    """A whole `prepaid sync`: each source's summary, then the refill run."""
+
+    runs: list[RunSummary] = field(default_factory=list)
+    refills: RefillReport = field(default_factory=RefillReport)
+    revalued: int = 0
+
+    @property
+    def partial(self) -> bool:
+        """True when some source failed, some record was invalid, or a refill needs care."""
+        return self.refills.partial or any(r.outcome != "ok" for r in self.runs)
+
+
+class App:
+    """Everything a command needs, built lazily from the settings."""
+
+    def __init__(self, settings: Settings, *, holder: str | None = None) -> None:
+        self.settings = settings
+        self.holder = holder or process_holder()
+        self.ledger = Ledger(settings.database)
+        self._sources: dict[str, TimeSource] = {}
+        self._sinks: dict[str, InvoiceSink] | None = None
+
+    @cached_property
+    def pricer(self) -> Pricer:
+        """Compiled routing and valuation rules."""
+        return Pricer(self.settings.customers)
+
+    @cached_property
+    def credentials(self) -> DatabaseCredentialStore:
+        """Where adapters keep rotated refresh tokens."""
+        return DatabaseCredentialStore(self.ledger, self.settings.encryption_key)
+
+    def source(self, name: str) -> TimeSource:
+        """The adapter of a configured source (built once)."""
+        if name not in self._sources:
+            settings = self.settings.source(name)
+            if settings is None:
+                raise KeyError(name)
+            self._sources[name] = build_source(settings)
+        return self._sources[name]
+
+    @property
+    def sinks(self) -> dict[str, InvoiceSink]:
+        """Every configured invoicing sink's adapter."""
+        if self._sinks is None:
+            self._sinks = {s.name: build_sink(s, self.credentials) for s in self.settings.invoicing}
+        return self._sinks
+
+    def prepare(self) -> int:
+        """Migrate the database and bring the books in line with the config."""
+        self.ledger.upgrade()
+        return ensure_books(self.ledger, self.settings, self.pricer)
+
+    def engine(self) -> SyncEngine:
+        """A sync engine over this ledger and these rules."""
+        return SyncEngine(
+            self.ledger, self.pricer, timezone=self.settings.timezone, holder=self.holder
+        )
+
+    def refills(self) -> RefillService:
+        """The refill policy and state machine over this ledger and these sinks."""
+        return RefillService(self.ledger, self.settings, self.sinks, holder=self.holder)
+
+    def sync(
+        self,
+        *,
+        source: str | None = None,
+        since: dt.date | None = None,
+        full: bool = False,
+        dry_run: bool = False,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> SyncOutcome:
+        """Pull every source (or one), post, then run refills and poll open ones."""
+        names = [source] if source else [s.name for s in self.settings.sources]
+        outcome = SyncOutcome()
+        if dry_run:
+            with self.ledger.dry_run():
+                outcome.revalued = ensure_books(self.ledger, self.settings, self.pricer)
+                self._sync_sources(outcome, names, since, full, progress)
+                outcome.refills = self.refills().run(dry_run=True)
+            return outcome
+        outcome.revalued = self.prepare()
+        self._sync_sources(outcome, names, since, full, progress)
+        outcome.refills = self.refills().run()
+        return outcome
+
+    def _sync_sources(
+        self,
+        outcome: SyncOutcome,
+        names: list[str],
+        since: dt.date | None,
+        full: bool,
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        engine = self.engine()
+        for name in names:
+            settings = self.settings.source(name)
+            assert settings is not None
+            tick = None if progress is None else (lambda n, _name=name: progress(_name, n))
+            try:
+                adapter = self.source(name)
+            except Exception as exc:  # a broken adapter fails its source, not the run
+                outcome.runs.append(RunSummary(source=name, outcome="failed", error=str(exc)))
+                continue
+            outcome.runs.append(
+                engine.sync(adapter, settings, since=since, full=full, progress=tick)
+            )

@@ -1,0 +1,260 @@
+"""Keeping the books in step with the config and the operator.
+
+`ensure_books` runs before any command that writes: it refuses a budget whose unit or currency
+changed under existing postings, posts opening balances (and any later change to them as a
+difference), and when the pricing config changed since the last run it re-values every stored
+entry, so the ledger always equals "latest version under current routing" (I1). Top-ups and
+review decisions are here too: each is one posting or one re-valuation, never an edit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import Connection, select
+
+from sync import schema
+from sync.ledger import (
+    Ledger,
+    budget_units,
+    get_meta,
+    insert_postings,
+    posting_count,
+    set_meta,
+    utcnow,
+)
+from sync.model import HOUR_UNIT, PostingKind, format_amount, to_minor
+from sync.posting import Assessed, chunks, decision_for, entry_from_row, post_assessments
+from sync.rules import Pricer
+from sync.settings import Budget, Customer, Settings
+
+E = schema.entries
+
+
+class BooksMismatch(Exception):
+    """The config contradicts the ledger (a budget's unit or currency changed): exit 2."""
+
+
+def budget_unit(customer: Customer, budget: Budget) -> str:
+    """The ledger unit of a budget: the customer's currency, or hours."""
+    return HOUR_UNIT if budget.unit == "hours" else customer.currency
+
+
+def pricing_fingerprint(settings: Settings) -> str:
+    """A digest of everything that decides what an entry costs (customers, rules, budgets)."""
+    return hashlib.sha256(repr(settings.customers).encode()).hexdigest()
+
+
+def ensure_books(ledger: Ledger, settings: Settings, pricer: Pricer) -> int:
+    """Bring openings and valuations in line with the config; return entries re-valued."""
+    now = utcnow()
+    with ledger.begin() as conn:
+        _check_units(conn, settings)
+        _post_openings(conn, settings, now)
+        changed = get_meta(conn, "pricing_fingerprint") != pricing_fingerprint(settings)
+    if not changed:
+        return 0
+    revalued = revalue_entries(ledger, pricer)
+    with ledger.begin() as conn:
+        set_meta(conn, "pricing_fingerprint", pricing_fingerprint(settings))
+    return revalued
+
+
+def _check_units(conn: Connection, settings: Settings) -> None:
+    units = budget_units(conn)
+    for customer in settings.customers:
+        for budget in customer.budgets:
+            found = units.get((customer.id, budget.id), set())
+            wanted = budget_unit(customer, budget)
+            stray = found - {wanted}
+            if stray:
+                raise BooksMismatch(
+                    f"{budget.yaml_path}: budget {customer.id}/{budget.id} has postings in"
+                    f" {', '.join(sorted(stray))} but the config now says {wanted}; a budget"
+                    " cannot change unit or currency: give the new one another id"
+                )
+
+
+def _post_openings(conn: Connection, settings: Settings, now: dt.datetime) -> None:
+    p = schema.postings
+    for customer in settings.customers:
+        for budget in customer.budgets:
+            unit = budget_unit(customer, budget)
+            wanted = to_minor(budget.opening_balance, unit)
+            rows = conn.execute(
+                select(p.c.amount_minor).where(
+                    (p.c.customer_id == customer.id)
+                    & (p.c.budget_id == budget.id)
+                    & (p.c.kind == PostingKind.OPENING)
+                )
+            ).all()
+            current = sum(int(r[0]) for r in rows)
+            if current == wanted and rows:
+                continue
+            if current == wanted and wanted == 0:
+                continue
+            reason = f"opening balance {format_amount(wanted, unit)} from {budget.yaml_path}"
+            if rows:
+                reason = (
+                    f"opening balance changed in {budget.yaml_path}:"
+                    f" {format_amount(current, unit)} -> {format_amount(wanted, unit)}"
+                )
+            insert_postings(
+                conn,
+                [
+                    _posting(
+                        key=f"opening:{customer.id}:{budget.id}:{len(rows) + 1}",
+                        customer=customer.id,
+                        budget=budget.id,
+                        kind=PostingKind.OPENING,
+                        amount=wanted - current,
+                        unit=unit,
+                        now=now,
+                        reason=reason,
+                    )
+                ],
+            )
+
+
+def revalue_entries(
+    ledger: Ledger, pricer: Pricer, entry_ids: Sequence[int] | None = None, batch: int = 2000
+) -> int:
+    """Re-assess stored entries under the current rules and post the differences.
+
+    In batches, each its own transaction; a crash half-way is harmless because the next call
+    posts only what is still different.
+    """
+    done = 0
+    last_id = 0
+    while True:
+        with ledger.begin() as conn:
+            stmt = select(E).where(E.c.id > last_id).order_by(E.c.id).limit(batch)
+            if entry_ids is not None:
+                stmt = select(E).where(E.c.id.in_(list(entry_ids))).order_by(E.c.id)
+            rows = conn.execute(stmt).all()
+            if not rows:
+                return done
+            items = []
+            for row in rows:
+                entry = entry_from_row(row)
+                assessment = pricer.assess(entry, decision_for(row, entry.version))
+                items.append(Assessed(int(row.id), entry, assessment))
+            post_assessments(conn, items, run_id=None, now=utcnow())
+            done += len(rows)
+            last_id = int(rows[-1].id)
+        if entry_ids is not None:
+            return done
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """The outcome of a review decision on one entry."""
+
+    entry_id: int
+    status: str
+    amount: str | None
+
+
+def decide(
+    ledger: Ledger, pricer: Pricer, entry_ids: Sequence[int], decision: str
+) -> list[Decided]:
+    """Approve or exclude entries (the review step) and post the difference at once.
+
+    Raises KeyError naming the first id that does not exist; nothing is changed then.
+    """
+    now = utcnow()
+    with ledger.begin() as conn:
+        found = {
+            int(r.id): r
+            for part in chunks(list(entry_ids))
+            for r in conn.execute(select(E).where(E.c.id.in_(part)))
+        }
+        missing = [i for i in entry_ids if i not in found]
+        if missing:
+            raise KeyError(missing[0])
+        results = []
+        items = []
+        for entry_id in entry_ids:
+            row = found[entry_id]
+            conn.execute(
+                E.update()
+                .where(E.c.id == entry_id)
+                .values(decision=decision, decision_version=row.version, decided_at=now)
+            )
+            entry = entry_from_row(row)
+            assessment = pricer.assess(entry, decision)
+            items.append(Assessed(entry_id, entry, assessment))
+            amount = (
+                format_amount(assessment.amount_minor, assessment.unit) if assessment.unit else None
+            )
+            results.append(Decided(entry_id, assessment.status, amount))
+        post_assessments(conn, items, run_id=None, now=now)
+    return results
+
+
+def topup(
+    ledger: Ledger,
+    customer: Customer,
+    budget: Budget,
+    amount: Decimal,
+    note: str | None,
+    *,
+    now: dt.datetime | None = None,
+) -> dict[str, object]:
+    """Record a one-off prepayment as a credit posting; returns the posting written."""
+    now = now or utcnow()
+    unit = budget_unit(customer, budget)
+    minor = to_minor(amount, unit)
+    with ledger.begin() as conn:
+        prefix = f"topup:{customer.id}:{budget.id}:"
+        key = f"{prefix}{posting_count(conn, prefix) + 1}"
+        reason = f"top-up of {format_amount(minor, unit)} recorded by the operator"
+        row = _posting(
+            key=key,
+            customer=customer.id,
+            budget=budget.id,
+            kind=PostingKind.TOPUP,
+            amount=minor,
+            unit=unit,
+            now=now,
+            reason=reason,
+            note=note,
+        )
+        insert_postings(conn, [row])
+    return row
+
+
+def _posting(
+    *,
+    key: str,
+    customer: str,
+    budget: str,
+    kind: str,
+    amount: int,
+    unit: str,
+    now: dt.datetime,
+    reason: str,
+    note: str | None = None,
+    refill_id: str | None = None,
+) -> dict[str, object]:
+    return {
+        "key": key,
+        "customer_id": customer,
+        "budget_id": budget,
+        "kind": kind,
+        "amount_minor": amount,
+        "unit": unit,
+        "entry_id": None,
+        "entry_version": None,
+        "rule": None,
+        "refill_id": refill_id,
+        "work_date": now.date(),
+        "recorded_at": now,
+        "run_id": None,
+        "reason": reason,
+        "note": note,
+    }

@@ -1,0 +1,371 @@
+"""The store: connections, transactions, migrations, postings, balances, leases, credentials.
+
+One code path for SQLite (the embedded default: WAL, `synchronous=FULL`, `BEGIN IMMEDIATE` for
+writes so two writers queue instead of failing half-way) and PostgreSQL. Postings are only ever
+inserted, each under a unique key, so a replayed write is a no-op; a balance is always a sum over
+postings, never a stored number.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from sync import schema
+from sync.model import PostingKind
+from sync.settings import Secret
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be opened or reached; the message names the URL without password."""
+
+
+def utcnow() -> dt.datetime:
+    """The current time, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def safe_url(url: str) -> str:
+    """The database URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unreadable database URL>"
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceParts:
+    """A budget's balance split the way reports show it; all in the budget's minor unit."""
+
+    unit: str
+    opening: int = 0
+    credited: int = 0
+    debited: int = 0
+
+    @property
+    def balance(self) -> int:
+        """Opening + credits - debits (I2)."""
+        return self.opening + self.credited - self.debited
+
+
+class Ledger:
+    """Opens the database and hands out transactions. Cheap to create, one per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise StoreUnavailable(
+                f"unsupported database {safe_url(url)}: use sqlite or postgresql"
+            )
+        self._pinned: Connection | None = None
+        if self.dialect == "sqlite":
+            # NullPool: each transaction opens the file afresh, which keeps file locks honest
+            # between processes and costs microseconds.
+            self.engine = create_engine(url, poolclass=NullPool)
+            self.read_engine = create_engine(url, poolclass=NullPool)
+            _configure_sqlite(self.engine, begin="BEGIN IMMEDIATE")
+            _configure_sqlite(self.read_engine, begin="BEGIN")
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+            self.read_engine = self.engine
+
+    # --- transactions ----------------------------------------------------------------------
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction, committed on success and rolled back on any exception."""
+        if self._pinned is not None:
+            with self._pinned.begin_nested():
+                yield self._pinned
+            return
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(_describe_db_error(self.url, exc)) from None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only snapshot that never blocks writers."""
+        if self._pinned is not None:
+            yield self._pinned
+            return
+        try:
+            with self.read_engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(_describe_db_error(self.url, exc)) from None
+
+    @contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """Everything written inside is rolled back at the end (`--dry-run`)."""
+        with self.engine.connect() as conn:
+            outer = conn.begin()
+            self._pinned = conn
+            try:
+                yield
+            finally:
+                self._pinned = None
+                outer.rollback()
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self.read_engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+        self.read_engine.dispose()
+
+    # --- migrations ------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Apply Alembic migrations up to head (safe to run on every start)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", "sync:migrations")
+        try:
+            with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Several replicas may start together: one migrates, the others wait.
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7362910001)")
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise StoreUnavailable(_describe_db_error(self.url, exc)) from None
+        with self.begin() as conn:
+            installation_id(conn)
+
+    # --- leases ----------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: dt.timedelta) -> str | None:
+        """Take or renew the lease `name` for `holder`; None on success, else the holder.
+
+        A lease row (not a session lock) survives pooled connections and expires by itself
+        when its holder dies, so a killed replica never blocks the others for long.
+        """
+        now = utcnow()
+        values = {"name": name, "holder": holder, "expires_at": now + ttl}
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        stmt = insert(schema.leases).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"holder": holder, "expires_at": now + ttl},
+            where=(schema.leases.c.holder == holder) | (schema.leases.c.expires_at < now),
+        )
+        with self.begin() as conn:
+            conn.execute(stmt)
+            current = conn.execute(
+                select(schema.leases.c.holder).where(schema.leases.c.name == name)
+            ).scalar_one()
+        return None if current == holder else str(current)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (only if still ours)."""
+        with self.begin() as conn:
+            conn.execute(
+                schema.leases.delete().where(
+                    (schema.leases.c.name == name) & (schema.leases.c.holder == holder)
+                )
+            )
+
+
+def _configure_sqlite(engine: Engine, *, begin: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+
+def _describe_db_error(url: str, exc: OperationalError) -> str:
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else "unreachable"
+    return f"database {safe_url(url)}: {detail}"
+
+
+# --- small facts --------------------------------------------------------------------------
+
+
+def get_meta(conn: Connection, key: str) -> str | None:
+    """A value from the meta table."""
+    value = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
+    return None if value is None else str(value)
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    """Store a value in the meta table."""
+    if get_meta(conn, key) is None:
+        conn.execute(schema.meta.insert().values(key=key, value=value))
+    else:
+        conn.execute(schema.meta.update().where(schema.meta.c.key == key).values(value=value))
+
+
+def installation_id(conn: Connection) -> str:
+    """A random id made once per database; part of every idempotency key we send, so two
+    installations sharing one Stripe account can never replay each other's requests.
+    """
+    value = get_meta(conn, "installation_id")
+    if value is None:
+        value = secrets.token_hex(6)
+        conn.execute(schema.meta.insert().values(key="installation_id", value=value))
+    return value
+
+
+# --- postings and balances ----------------------------------------------------------------
+
+
+def insert_postings(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append postings (each a dict of `schema.postings` columns). Keys are unique: a key that
+    already exists means the same write happened before, and the database refuses a double.
+    """
+    if rows:
+        conn.execute(schema.postings.insert(), rows)
+
+
+def posting_count(conn: Connection, key_prefix: str) -> int:
+    """How many postings have keys starting with `key_prefix` (to number the next one)."""
+    return int(
+        conn.execute(
+            select(func.count()).where(
+                schema.postings.c.key.startswith(key_prefix, autoescape=True)
+            )
+        ).scalar_one()
+    )
+
+
+def posting_exists(conn: Connection, key: str) -> bool:
+    """True when a posting with this key was already written."""
+    return (
+        conn.execute(select(schema.postings.c.id).where(schema.postings.c.key == key)).first()
+        is not None
+    )
+
+
+_CREDIT_KINDS = (PostingKind.TOPUP, PostingKind.REFILL_CREDIT)
+
+
+def balances(
+    conn: Connection, customer_id: str | None = None
+) -> dict[tuple[str, str], BalanceParts]:
+    """Every budget's balance, recomputed from postings (I2)."""
+    p = schema.postings
+    stmt = select(p.c.customer_id, p.c.budget_id, p.c.unit, p.c.kind, func.sum(p.c.amount_minor))
+    if customer_id is not None:
+        stmt = stmt.where(p.c.customer_id == customer_id)
+    stmt = stmt.group_by(p.c.customer_id, p.c.budget_id, p.c.unit, p.c.kind)
+    parts: dict[tuple[str, str], dict[str, Any]] = {}
+    for cust, budget, unit, kind, total in conn.execute(stmt):
+        acc = parts.setdefault(
+            (cust, budget), {"unit": unit, "opening": 0, "credited": 0, "debited": 0}
+        )
+        amount = int(total or 0)
+        if kind == PostingKind.OPENING:
+            acc["opening"] += amount
+        elif kind in _CREDIT_KINDS:
+            acc["credited"] += amount
+        else:
+            acc["debited"] -= amount
+    return {key: BalanceParts(**value) for key, value in parts.items()}
+
+
+def budget_balance(conn: Connection, customer_id: str, budget_id: str) -> int:
+    """One budget's balance in minor units, from postings."""
+    p = schema.postings
+    total = conn.execute(
+        select(func.coalesce(func.sum(p.c.amount_minor), 0)).where(
+            (p.c.customer_id == customer_id) & (p.c.budget_id == budget_id)
+        )
+    ).scalar_one()
+    return int(total)
+
+
+def budget_units(conn: Connection) -> dict[tuple[str, str], set[str]]:
+    """The units each budget's postings were written in (to catch a unit or currency change)."""
+    p = schema.postings
+    found: dict[tuple[str, str], set[str]] = {}
+    for cust, budget, unit in conn.execute(
+        select(p.c.customer_id, p.c.budget_id, p.c.unit).distinct()
+    ):
+        found.setdefault((cust, budget), set()).add(unit)
+    return found
+
+
+# --- credentials --------------------------------------------------------------------------
+
+
+class DatabaseCredentialStore:
+    """`sync.ports.CredentialStore` over the `credentials` table.
+
+    With `encryption_key` configured, values are sealed with Fernet (AES-128-CBC + HMAC) under
+    a key derived from it, so a copied database file alone does not reveal a refresh token.
+    """
+
+    def __init__(self, ledger: Ledger, key: Secret | None) -> None:
+        self._ledger = ledger
+        self._fernet: Fernet | None = None
+        if key:
+            digest = hashlib.sha256(key.reveal().encode()).digest()
+            self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+
+    def load(self, name: str) -> str | None:
+        """The stored credential, or None."""
+        c = schema.credentials
+        with self._ledger.read() as conn:
+            row = conn.execute(select(c.c.value, c.c.encrypted).where(c.c.name == name)).first()
+        if row is None:
+            return None
+        value, encrypted = str(row[0]), bool(row[1])
+        if not encrypted:
+            return value
+        if self._fernet is None:
+            raise StoreUnavailable(f"credential {name} is encrypted but no encryption_key is set")
+        try:
+            return self._fernet.decrypt(value.encode()).decode()
+        except InvalidToken:
+            raise StoreUnavailable(
+                f"credential {name} cannot be decrypted with the configured encryption_key"
+            ) from None
+
+    def save(self, name: str, value: str) -> None:
+        """Store (replace) a credential and commit at once."""
+        c = schema.credentials
+        encrypted = self._fernet is not None
+        stored = self._fernet.encrypt(value.encode()).decode() if self._fernet else value
+        with self._ledger.begin() as conn:
+            conn.execute(c.delete().where(c.c.name == name))
+            conn.execute(
+                c.insert().values(name=name, value=stored, encrypted=encrypted, updated_at=utcnow())
+            )
+
+
+def row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A result row as a plain dict."""
+    return dict(row)

@@ -1,0 +1,249 @@
+"""The delta rule: post what an entry should cost now minus what it already costs.
+
+Everything that can change an entry's cost (a new version, a deletion, a review decision, a
+config change) ends here, in `post_assessments`, inside the caller's transaction. Because the
+amount posted is always a difference against the ledger itself, running it twice, or after a
+crash, posts nothing the second time (I1).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Row, bindparam, func, select
+
+from sync import schema
+from sync.ledger import insert_postings
+from sync.model import PostingKind, TimeEntry, format_amount
+from sync.rules import Assessment
+
+E = schema.entries
+P = schema.postings
+T = TypeVar("T")
+
+# Stay well below SQLite's bound-parameter limit in IN (...) lists.
+CHUNK = 500
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most `size` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True, slots=True)
+class Assessed:
+    """An entry (already stored, with its row id) and what it should cost now."""
+
+    entry_id: int
+    entry: TimeEntry
+    assessment: Assessment
+
+
+def entry_columns(entry: TimeEntry) -> dict[str, Any]:
+    """The `entries` columns that hold the tracker's data for this version."""
+    return {
+        "source": entry.source,
+        "external_id": entry.external_id,
+        "version": entry.version,
+        "spent_date": entry.spent_date,
+        "seconds": entry.seconds,
+        "billable": entry.billable,
+        "start_at": entry.start,
+        "stop_at": entry.stop,
+        "running": entry.running,
+        "deleted": entry.deleted,
+        "user_id": entry.user_id,
+        "user_name": entry.user_name,
+        "client_id": entry.client_id,
+        "client_name": entry.client_name,
+        "project_id": entry.project_id,
+        "project_name": entry.project_name,
+        "task_id": entry.task_id,
+        "task_name": entry.task_name,
+        "tags": json.dumps(list(entry.tags)),
+        "description": entry.description,
+        "rate": None if entry.rate is None else str(entry.rate),
+        "rate_currency": entry.rate_currency,
+        "raw": json.dumps(entry.raw, default=str, separators=(",", ":")),
+    }
+
+
+def assessment_columns(a: Assessment) -> dict[str, Any]:
+    """The `entries` columns that cache the latest assessment for listings."""
+    return {
+        "status": a.status,
+        "reason": a.reason,
+        "customer_id": a.customer_id,
+        "budget_id": a.budget_id,
+        "unit": a.unit,
+        # a pending entry shows what it will cost once approved; only postings carry money
+        "amount_minor": a.amount_minor or a.pending_amount_minor,
+        "rule": a.rule,
+    }
+
+
+def entry_from_row(row: Row[Any]) -> TimeEntry:
+    """Rebuild the normalised entry from its stored row (to re-value it under new rules)."""
+    m = row._mapping
+    return TimeEntry(
+        source=m["source"],
+        external_id=m["external_id"],
+        version=m["version"],
+        spent_date=m["spent_date"],
+        seconds=int(m["seconds"]),
+        billable=bool(m["billable"]),
+        start=m["start_at"],
+        stop=m["stop_at"],
+        running=bool(m["running"]),
+        deleted=bool(m["deleted"]),
+        user_id=m["user_id"],
+        user_name=m["user_name"],
+        client_id=m["client_id"],
+        client_name=m["client_name"],
+        project_id=m["project_id"],
+        project_name=m["project_name"],
+        task_id=m["task_id"],
+        task_name=m["task_name"],
+        tags=tuple(json.loads(m["tags"] or "[]")),
+        description=m["description"] or "",
+        rate=None if m["rate"] is None else Decimal(m["rate"]),
+        rate_currency=m["rate_currency"],
+    )
+
+
+def decision_for(row: Any, version: str) -> str | None:
+    """The operator's review decision that still applies to `version` of an entry.
+
+    Exclusion sticks to the entry; approval covers the version that was approved, so an entry
+    edited after approval goes back to review instead of charging the client unseen.
+    """
+    if row is None or row.decision is None:
+        return None
+    if row.decision == "excluded":
+        return "excluded"
+    return "approved" if row.decision_version == version else None
+
+
+def posted_by_entry(
+    conn: Connection, entry_ids: Sequence[int]
+) -> dict[int, dict[tuple[str, str, str], tuple[int, int]]]:
+    """What each entry already costs: {(customer, budget, unit): (sum, postings)} per entry."""
+    found: dict[int, dict[tuple[str, str, str], tuple[int, int]]] = {}
+    for part in chunks(entry_ids):
+        stmt = (
+            select(
+                P.c.entry_id,
+                P.c.customer_id,
+                P.c.budget_id,
+                P.c.unit,
+                func.sum(P.c.amount_minor),
+                func.count(),
+            )
+            .where(P.c.entry_id.in_(part))
+            .group_by(P.c.entry_id, P.c.customer_id, P.c.budget_id, P.c.unit)
+        )
+        for entry_id, cust, budget, unit, total, count in conn.execute(stmt):
+            found.setdefault(int(entry_id), {})[(cust, budget, unit)] = (int(total), int(count))
+    return found
+
+
+def post_assessments(
+    conn: Connection,
+    items: Iterable[Assessed],
+    *,
+    run_id: int | None,
+    now: dt.datetime,
+    update_entries: bool = True,
+) -> int:
+    """Post the difference between each entry's target cost and its postings; return how
+    many postings were written. Also refreshes the entries' cached assessment columns.
+    """
+    items = list(items)
+    if not items:
+        return 0
+    posted = posted_by_entry(conn, [item.entry_id for item in items])
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        rows.extend(_deltas(item, posted.get(item.entry_id, {}), run_id=run_id, now=now))
+    insert_postings(conn, rows)
+    if update_entries:
+        stmt = (
+            E.update()
+            .where(E.c.id == bindparam("_id"))
+            .values({name: bindparam(name) for name in _ASSESSMENT_COLUMNS})
+        )
+        conn.execute(
+            stmt,
+            [{"_id": item.entry_id, **assessment_columns(item.assessment)} for item in items],
+        )
+    return len(rows)
+
+
+_ASSESSMENT_COLUMNS = (
+    "status",
+    "reason",
+    "customer_id",
+    "budget_id",
+    "unit",
+    "amount_minor",
+    "rule",
+)
+
+
+def _deltas(
+    item: Assessed,
+    posted: dict[tuple[str, str, str], tuple[int, int]],
+    *,
+    run_id: int | None,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    a, entry = item.assessment, item.entry
+    target: tuple[str, str, str] | None = None
+    if a.amount_minor and a.customer_id and a.budget_id and a.unit:
+        target = (a.customer_id, a.budget_id, a.unit)
+    keys = set(posted)
+    if target is not None:
+        keys.add(target)
+    rows = []
+    label = f"{entry.source}:{entry.external_id} ({entry.spent_date.isoformat()})"
+    for key in sorted(keys):
+        current, count = posted.get(key, (0, 0))
+        wanted = -a.amount_minor if key == target else 0
+        delta = wanted - current
+        if delta == 0:
+            continue
+        cust, budget, unit = key
+        if key == target:
+            why = a.explanation
+        elif a.customer_id and a.budget_id and (a.customer_id, a.budget_id) != (cust, budget):
+            why = f"moved to {a.customer_id}/{a.budget_id}"
+        else:
+            why = f"now {a.status}" + (f": {a.reason}" if a.reason else "")
+        if current:
+            why += f"; it cost {format_amount(-current, unit)} before"
+        rows.append(
+            {
+                "key": f"entry:{item.entry_id}:{cust}:{budget}:{count + 1}",
+                "customer_id": cust,
+                "budget_id": budget,
+                "kind": PostingKind.ENTRY if delta < 0 else PostingKind.REVERSAL,
+                "amount_minor": delta,
+                "unit": unit,
+                "entry_id": item.entry_id,
+                "entry_version": entry.version,
+                "rule": a.rule,
+                "refill_id": None,
+                "work_date": entry.spent_date,
+                "recorded_at": now,
+                "run_id": run_id,
+                "reason": f"{label} v{entry.version}: {why}",
+                "note": None,
+            }
+        )
+    return rows
