@@ -183,12 +183,13 @@ class SyncEngine:
         since: dt.date | None,
         full: bool,
     ) -> DateWindow | None:
-        today = now.astimezone(self.tz).date()
+        # One day past today: a tracker in another time zone may already be on tomorrow.
+        end = now.astimezone(self.tz).date() + dt.timedelta(days=1)
         if since is not None:
-            return DateWindow(since, today)
+            return DateWindow(since, end)
         due = last_reconciled is None or now - last_reconciled >= settings.reconcile_every
         if full or due:
-            return DateWindow(today - dt.timedelta(days=settings.lookback_days), today)
+            return DateWindow(end - dt.timedelta(days=settings.lookback_days + 1), end)
         return None
 
     def _start_run(self, conn: Connection, source: str, now: dt.datetime) -> int:

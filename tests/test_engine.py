@@ -138,12 +138,18 @@ def test_invalid_record_never_deletes_what_was_there(db_url: str) -> None:
                         entries=[e for e in page.entries if e.external_id != "2"],
                         invalid=[
                             InvalidRecord(
-                                source="tracker", locator="page 1 item 2", reason="hours: 'x'",
-                                raw={"id": "2", "hours": "x"}, external_id="2",
+                                source="tracker",
+                                locator="page 1 item 2",
+                                reason="hours: 'x'",
+                                raw={"id": "2", "hours": "x"},
+                                external_id="2",
                                 spent_date=dt.date(2026, 11, 10),
                             )
-                        ] if page.snapshot_complete else [],
-                        cursor=page.cursor, snapshot=page.snapshot,
+                        ]
+                        if page.snapshot_complete
+                        else [],
+                        cursor=page.cursor,
+                        snapshot=page.snapshot,
                         snapshot_complete=page.snapshot_complete,
                     )
                 else:
@@ -222,7 +228,7 @@ def test_opening_change_and_topup_are_postings(db_url: str) -> None:
 
 
 def test_second_engine_is_refused_while_lease_held(db_url: str) -> None:
-    ledger, pricer, engine = make(db_url)
+    ledger, _pricer, engine = make(db_url)
     assert ledger.acquire_lease("source:tracker", "other-host:1", dt.timedelta(minutes=5)) is None
     summary = engine.sync(ScriptedSource(), settings_for(db_url).sources[0])
     assert summary.outcome == "busy"
