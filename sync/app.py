@@ -99,6 +99,7 @@ class App:
         names = [source] if source else [s.name for s in self.settings.sources]
         outcome = SyncOutcome()
         if dry_run:
+            self.ledger.upgrade()  # the schema itself is not data: a fresh file gets it
             with self.ledger.dry_run():
                 outcome.revalued = ensure_books(self.ledger, self.settings, self.pricer)
                 self._sync_sources(outcome, names, since, full, progress)

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from sync.app import App, SyncOutcome
-from sync.books import BooksMismatch, decide, topup
+from sync.books import BooksMismatch, decide, ensure_books, topup
 from sync.config import ConfigErrors, load_config
 from sync.ledger import StoreUnavailable
 from sync.logs import configure_logging
@@ -548,8 +548,9 @@ def cmd_refill(args: argparse.Namespace, settings: Settings) -> int:
     """`prepaid refill [--dry-run]`."""
     app = App(settings)
     if args.dry_run:
+        app.ledger.upgrade()
         with app.ledger.dry_run():
-            app.prepare()
+            ensure_books(app.ledger, settings, app.pricer)
             report = app.refills().run(dry_run=True)
     else:
         app.prepare()
