@@ -160,6 +160,7 @@ class SyncEngine:
                         # dates): any complete re-read counts as this run's reconciliation.
                         self._reconcile(conn, settings.name, page.snapshot, state)
                         reconciled = True
+                    crash_point("before_page_commit")
                 crash_point("after_page_commit")
                 self.ledger.acquire_lease(f"source:{settings.name}", self.holder, LEASE_TTL)
                 if progress is not None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import os
 import secrets
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -175,10 +177,20 @@ class Ledger:
         )
         with self.begin() as conn:
             conn.execute(stmt)
-            current = conn.execute(
-                select(schema.leases.c.holder).where(schema.leases.c.name == name)
-            ).scalar_one()
-        return None if current == holder else str(current)
+            current = str(
+                conn.execute(
+                    select(schema.leases.c.holder).where(schema.leases.c.name == name)
+                ).scalar_one()
+            )
+            if current != holder and _holder_is_dead(current):
+                # The holder was killed on this very host: no need to wait for expiry.
+                conn.execute(
+                    schema.leases.update()
+                    .where((schema.leases.c.name == name) & (schema.leases.c.holder == current))
+                    .values(holder=holder, expires_at=now + ttl)
+                )
+                current = holder
+        return None if current == holder else current
 
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up (only if still ours)."""
@@ -188,6 +200,20 @@ class Ledger:
                     (schema.leases.c.name == name) & (schema.leases.c.holder == holder)
                 )
             )
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """True when `holder` ("host:pid") names a process of this host that no longer exists."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _configure_sqlite(engine: Engine, *, begin: str) -> None:

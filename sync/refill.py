@@ -344,6 +344,7 @@ class RefillService:
                     .values(status=RefillStatus.PAID, open_slot=None, paid_at=now, closed_at=now)
                 )
                 self._credit(conn, refill_id, "paid")
+                crash_point("before_credit_commit")
                 report.credited.append(refill_id)
                 return "paid"
             if state.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
