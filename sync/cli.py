@@ -26,7 +26,7 @@ from sync.config import ConfigErrors, load_config
 from sync.ledger import StoreUnavailable
 from sync.logs import configure_logging
 from sync.model import EntryStatus, parse_decimal
-from sync.ports import ConnectorError
+from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillError, RefillReport
 from sync.reports import balance_rows, entry_rows, ledger_rows
 from sync.settings import Settings
@@ -647,17 +647,15 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         _out("database: cannot connect")
         failures += 1
     for source in settings.sources:
-        failures += _try(
-            f"source {source.name}", lambda s=source: app.source(s.name).check_connection()
-        )
+        failures += _try(f"source {source.name}", app.source, source.name)
     for sink in settings.invoicing:
-        failures += _try(f"sink {sink.name}", lambda s=sink: app.sinks[s.name].check_connection())
+        failures += _try(f"sink {sink.name}", app.sinks.__getitem__, sink.name)
     return EXIT_PARTIAL if failures else EXIT_OK
 
 
-def _try(label: str, action: Callable[[], str]) -> int:
+def _try(label: str, adapter: Callable[[str], TimeSource | InvoiceSink], name: str) -> int:
     try:
-        _out(f"{label}: ok ({action()})")
+        _out(f"{label}: ok ({adapter(name).check_connection()})")
         return 0
     except ConnectorError as exc:
         _out(f"{label}: FAILED: {exc}")

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, and_, bindparam, func, or_, select
 
 from sync import schema
 from sync.crash import crash_point
-from sync.ledger import Ledger, utcnow
+from sync.ledger import Ledger, bulk_insert, utcnow
 from sync.model import EntryStatus, InvalidRecord, TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.posting import (
@@ -303,10 +303,13 @@ class SyncEngine:
         assessed: list[Assessed] = []
         if inserts:
             now = self.clock()
-            rows = [{**values, "first_seen_at": now} for _, _, values in inserts]
-            result = conn.execute(E.insert().returning(E.c.id, sort_by_parameter_order=True), rows)
-            for (entry, assessment, _), (entry_id,) in zip(inserts, result.all(), strict=True):
-                assessed.append(Assessed(int(entry_id), entry, assessment))
+            rows = [
+                {"decision": None, "seen_run": None, **values, "first_seen_at": now}
+                for _, _, values in inserts
+            ]
+            ids = self._insert_entries(conn, rows)
+            for (entry, assessment, _), entry_id in zip(inserts, ids, strict=True):
+                assessed.append(Assessed(entry_id, entry, assessment, new=True))
         if updates:
             names = sorted(updates[0][3])
             stmt = (
@@ -321,6 +324,23 @@ class SyncEngine:
             conn.execute(stmt, params)
             assessed.extend(Assessed(eid, entry, a) for eid, entry, a, _ in updates)
         return assessed
+
+    def _insert_entries(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert new entries and return their ids in order.
+
+        On SQLite the write lock is ours (BEGIN IMMEDIATE) and a rowid table numbers new rows
+        max + 1, max + 2, ...; that is checked, and any surprise falls back to a look-up.
+        """
+        before = None
+        if conn.dialect.name == "sqlite":
+            before = int(conn.execute(select(func.coalesce(func.max(E.c.id), 0))).scalar_one())
+        bulk_insert(conn, E, rows)
+        if before is not None:
+            after = int(conn.execute(select(func.max(E.c.id))).scalar_one())
+            if after - before == len(rows):
+                return list(range(before + 1, after + 1))
+        found = self._existing(conn, rows[0]["source"], [row["external_id"] for row in rows])
+        return [int(found[row["external_id"]].id) for row in rows]
 
     @staticmethod
     def _count(summary: RunSummary, status: str) -> None:

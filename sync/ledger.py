@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import operator
 import os
 import secrets
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +23,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 from sync import schema
 from sync.model import PostingKind
@@ -77,10 +77,10 @@ class Ledger:
             )
         self._pinned: Connection | None = None
         if self.dialect == "sqlite":
-            # NullPool: each transaction opens the file afresh, which keeps file locks honest
-            # between processes and costs microseconds.
-            self.engine = create_engine(url, poolclass=NullPool)
-            self.read_engine = create_engine(url, poolclass=NullPool)
+            # Pooled connections: closing the last connection to a WAL database checkpoints
+            # it, which costs more than the work of a small transaction.
+            self.engine = create_engine(url)
+            self.read_engine = create_engine(url)
             _configure_sqlite(self.engine, begin="BEGIN IMMEDIATE")
             _configure_sqlite(self.read_engine, begin="BEGIN")
         else:
@@ -268,12 +268,48 @@ def installation_id(conn: Connection) -> str:
 # --- postings and balances ----------------------------------------------------------------
 
 
-def insert_postings(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows straight through the driver's executemany.
+
+    The hot path of a sync writes tens of thousands of rows; SQLAlchemy's per-row parameter
+    processing costs more than the database itself there. Every row must have the same keys.
+    Datetimes are handed over as the dialect stores them (naive UTC for SQLite, as
+    `schema.UTCDateTime` does).
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    sqlite_dialect = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite_dialect else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(mark for _ in names)})"
+    getter = operator.itemgetter(*names)
+    stamps = [
+        i for i, name in enumerate(names) if isinstance(table.c[name].type, schema.UTCDateTime)
+    ]
+    if len(names) == 1 or not (sqlite_dialect and stamps):
+        params: list[Any] = [getter(row) if len(names) > 1 else (row[names[0]],) for row in rows]
+    else:
+        seen: dict[dt.datetime, str] = {}
+        params = []
+        for row in rows:
+            values = list(getter(row))
+            for i in stamps:
+                stamp = values[i]
+                if stamp is not None:
+                    text = seen.get(stamp)
+                    if text is None:
+                        naive = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+                        text = seen[stamp] = naive.isoformat(" ", "microseconds")
+                    values[i] = text
+            params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)
+
+
+def insert_postings(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Append postings (each a dict of `schema.postings` columns). Keys are unique: a key that
     already exists means the same write happened before, and the database refuses a double.
     """
-    if rows:
-        conn.execute(schema.postings.insert(), rows)
+    bulk_insert(conn, schema.postings, rows)
 
 
 def posting_count(conn: Connection, key_prefix: str) -> int:

@@ -43,6 +43,7 @@ class Assessed:
     entry_id: int
     entry: TimeEntry
     assessment: Assessment
+    new: bool = False  # just inserted: it has no postings yet
 
 
 def entry_columns(entry: TimeEntry) -> dict[str, Any]:
@@ -167,7 +168,7 @@ def post_assessments(
     items = list(items)
     if not items:
         return 0
-    posted = posted_by_entry(conn, [item.entry_id for item in items])
+    posted = posted_by_entry(conn, [item.entry_id for item in items if not item.new])
     rows: list[dict[str, Any]] = []
     for item in items:
         rows.extend(_deltas(item, posted.get(item.entry_id, {}), run_id=run_id, now=now))

@@ -242,3 +242,18 @@ def test_every_command_has_help() -> None:
         assert result.returncode == 0, command
         assert "example:" in result.stdout or "examples:" in result.stdout, command
         assert f"prepaid {' '.join(command)}" in readme, f"README lacks an example of {command}"
+
+
+def test_readme_config_walkthrough_is_valid(tmp_path: Path) -> None:
+    import re
+
+    block = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[0]
+    config = tmp_path / "config.yaml"
+    config.write_text(block)
+    env = {
+        name: "sk_test_value" if name == "STRIPE_API_KEY" else "value"
+        for name in re.findall(r"\$\{(\w+)\}", block)
+    }
+    result = run(config, "check", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "valid (4 sources, 3 sinks, 2 customers)" in result.stdout
