@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from connectors.http import BasicAuth, BearerAuth, HttpClient, HttpRejected
 from sync.ports import ConnectorError, CredentialsRejected, CredentialStore
-from sync.settings import Secret
+from sync.settings import QuickBooksSettings, Secret, XeroSettings
 
 T = TypeVar("T")
 
@@ -175,3 +175,54 @@ class RefreshingTokens:
         self._access = Secret(payload["access_token"])
         self._expires_at = self._clock() + seconds
         return self._access
+
+
+def oauth_clients(
+    settings: XeroSettings | QuickBooksSettings,
+    credentials: CredentialStore,
+    *,
+    base_url: str,
+    service: str,
+    account_setting: str,
+    reauthorise: str,
+    http: HttpClient | None,
+    token_http: HttpClient | None,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> tuple[HttpClient, RefreshingTokens]:
+    """The API client and the token source an OAuth2 sink needs, built from its settings.
+
+    `account_setting` names the setting that picks the account (`tenant_id`, `realm_id`) for
+    errors about the API; token errors name `client_secret`. Given clients (tests) win.
+    """
+    secrets = (settings.client_secret, settings.refresh_token)
+    api = http or HttpClient(
+        settings.base_url or base_url,
+        name=settings.name,
+        credential_setting=f"{settings.yaml_path}.{account_setting}",
+        secrets=secrets,
+        sleep=sleep,
+        clock=clock,
+    )
+    token_client = token_http or HttpClient(
+        settings.token_url,
+        name=f"{settings.name} (token)",
+        credential_setting=f"{settings.yaml_path}.client_secret",
+        secrets=secrets,
+        sleep=sleep,
+        clock=clock,
+    )
+    tokens = RefreshingTokens(
+        http=token_client,
+        token_url=settings.token_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        refresh_token=settings.refresh_token,
+        credentials=credentials,
+        store_key=f"{service.lower()}:{settings.name}:refresh_token",
+        setting=settings.yaml_path,
+        service=service,
+        reauthorise=reauthorise,
+        clock=clock,
+    )
+    return api, tokens

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.http import HttpClient
-from connectors.oauth import RefreshingTokens
+from connectors.oauth import oauth_clients
 from sync.model import from_minor, is_known_currency, quantize_money, to_minor
 from sync.ports import (
     ConnectorError,
@@ -76,34 +76,16 @@ class XeroSink:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
-        secrets = (settings.client_secret, settings.refresh_token)
-        self._http = http or HttpClient(
-            settings.base_url or DEFAULT_BASE_URL,
-            name=settings.name,
-            credential_setting=f"{settings.yaml_path}.tenant_id",
-            secrets=secrets,
-            sleep=sleep,
-            clock=clock,
-        )
-        self._tokens = RefreshingTokens(
-            http=token_http
-            or HttpClient(
-                settings.token_url,
-                name=f"{settings.name} (token)",
-                credential_setting=f"{settings.yaml_path}.client_secret",
-                secrets=secrets,
-                sleep=sleep,
-                clock=clock,
-            ),
-            token_url=settings.token_url,
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
-            refresh_token=settings.refresh_token,
-            credentials=credentials,
-            store_key=f"xero:{settings.name}:refresh_token",
-            setting=settings.yaml_path,
+        self._http, self._tokens = oauth_clients(
+            settings,
+            credentials,
+            base_url=DEFAULT_BASE_URL,
             service="Xero",
+            account_setting="tenant_id",
             reauthorise="Connect the app to the organisation again (Xero's OAuth consent flow)",
+            http=http,
+            token_http=token_http,
+            sleep=sleep,
             clock=clock,
         )
 
