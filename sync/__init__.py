@@ -7,5 +7,8 @@ and values entries (pure, no I/O); `ports` defines the source and sink interface
 PostgreSQL, Alembic migrations in `migrations/`); `engine` runs one sync of a source (fetch ->
 store -> post the delta); `refill` is the threshold policy and the intent -> invoice -> credit
 state machine; `wiring` builds adapters from settings (the one place that imports
-`connectors`); `cli` is the `prepaid` command; `scheduler` and `web` make `prepaid serve`.
+`connectors`); `cli` is the `prepaid` command; `scheduler` and `web` make `prepaid serve`
+(`service_cli` registers `serve` and `statement`; `metrics` is the Prometheus exposition;
+`statement` builds client statements and `statement_formats` renders them; `status_page`,
+`page_layout` and `chart` draw the HTML pages and their SVG charts).
 """

@@ -23,6 +23,7 @@ from sync.ledger import (
     budget_units,
     get_meta,
     insert_postings,
+    lock_books,
     posting_count,
     set_meta,
     utcnow,
@@ -53,6 +54,7 @@ def ensure_books(ledger: Ledger, settings: Settings, pricer: Pricer) -> int:
     """Bring openings and valuations in line with the config; return entries re-valued."""
     now = utcnow()
     with ledger.begin() as conn:
+        lock_books(conn)
         _check_units(conn, settings)
         _post_openings(conn, settings, now)
         changed = get_meta(conn, "pricing_fingerprint") != pricing_fingerprint(settings)
@@ -132,6 +134,7 @@ def revalue_entries(
     last_id = 0
     while True:
         with ledger.begin() as conn:
+            lock_books(conn)
             stmt = select(E).where(E.c.id > last_id).order_by(E.c.id).limit(batch)
             if entry_ids is not None:
                 stmt = select(E).where(E.c.id.in_(list(entry_ids))).order_by(E.c.id)
@@ -168,6 +171,7 @@ def decide(
     """
     now = utcnow()
     with ledger.begin() as conn:
+        lock_books(conn)
         found = {
             int(r.id): r
             for part in chunks(list(entry_ids))
@@ -210,6 +214,7 @@ def topup(
     unit = budget_unit(customer, budget)
     minor = to_minor(amount, unit)
     with ledger.begin() as conn:
+        lock_books(conn)
         prefix = f"topup:{customer.id}:{budget.id}:"
         key = f"{prefix}{posting_count(conn, prefix) + 1}"
         reason = f"top-up of {format_amount(minor, unit)} recorded by the operator"

@@ -29,6 +29,7 @@ from sync.model import EntryStatus, parse_decimal
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillError, RefillReport
 from sync.reports import balance_rows, entry_rows, ledger_rows
+from sync.service_cli import add_service_commands
 from sync.settings import Settings
 
 EXIT_OK = 0
@@ -271,17 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.set_defaults(handler=cmd_db_upgrade)
 
-    _add_service_commands(sub)
-    return parser
-
-
-def _add_service_commands(sub: Any) -> None:
-    """`serve` and `statement` live in their own modules; registered here when present."""
-    try:
-        from sync.service_cli import add_service_commands
-    except ImportError:
-        return
     add_service_commands(sub)
+    return parser
 
 
 def _date(text: str) -> dt.date:

@@ -168,6 +168,14 @@ class SyncEngine:
         except ConnectorError as exc:
             summary.outcome = "failed"
             summary.error = str(exc)
+        except BaseException as exc:
+            # Anything else (a bug, an interrupt) still closes the run's record; the
+            # committed pages stand and the cursor is where the last one left it.
+            summary.outcome = "failed"
+            summary.error = f"interrupted: {type(exc).__name__}"
+            with self.ledger.begin() as conn:
+                self._finish_run(conn, state)
+            raise
         if summary.outcome == "ok" and (summary.invalid or summary.warnings):
             summary.outcome = "partial"
         with self.ledger.begin() as conn:

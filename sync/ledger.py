@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,6 +29,9 @@ from sqlalchemy.exc import OperationalError
 from sync import schema
 from sync.model import PostingKind
 from sync.settings import Secret
+
+# The newest Alembic revision in `migrations/versions`; a test keeps the two in step.
+SCHEMA_HEAD = "0001"
 
 
 class StoreUnavailable(Exception):
@@ -144,6 +145,11 @@ class Ledger:
 
     def upgrade(self) -> None:
         """Apply Alembic migrations up to head (safe to run on every start)."""
+        if self._at_head():
+            return
+        from alembic import command  # imported here: an up-to-date database never needs it
+        from alembic.config import Config as AlembicConfig
+
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", "sync:migrations")
         try:
@@ -157,6 +163,15 @@ class Ledger:
             raise StoreUnavailable(_describe_db_error(self.url, exc)) from None
         with self.begin() as conn:
             installation_id(conn)
+
+    def _at_head(self) -> bool:
+        """True when the database is already at `SCHEMA_HEAD` (one cheap query)."""
+        try:
+            with self.read_engine.connect() as conn:
+                version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except Exception:
+            return False
+        return version == SCHEMA_HEAD
 
     # --- leases ----------------------------------------------------------------------------
 
@@ -200,6 +215,18 @@ class Ledger:
                     (schema.leases.c.name == name) & (schema.leases.c.holder == holder)
                 )
             )
+
+
+BOOKS_LOCK = 7362910002
+
+
+def lock_books(conn: Connection) -> None:
+    """Serialise book-keeping writers that derive posting keys from what exists (openings,
+    re-valuation, review decisions, top-ups) across replicas, until the transaction ends.
+    SQLite needs nothing: `BEGIN IMMEDIATE` already admits one writer at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({BOOKS_LOCK})")
 
 
 def _holder_is_dead(holder: str) -> bool:
@@ -246,22 +273,24 @@ def get_meta(conn: Connection, key: str) -> str | None:
     return None if value is None else str(value)
 
 
+def _insert(conn: Connection) -> Any:
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
 def set_meta(conn: Connection, key: str, value: str) -> None:
-    """Store a value in the meta table."""
-    if get_meta(conn, key) is None:
-        conn.execute(schema.meta.insert().values(key=key, value=value))
-    else:
-        conn.execute(schema.meta.update().where(schema.meta.c.key == key).values(value=value))
+    """Store a value in the meta table (an upsert: replicas may write it at the same time)."""
+    stmt = _insert(conn)(schema.meta).values(key=key, value=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
 def installation_id(conn: Connection) -> str:
     """A random id made once per database; part of every idempotency key we send, so two
     installations sharing one Stripe account can never replay each other's requests.
     """
+    stmt = _insert(conn)(schema.meta).values(key="installation_id", value=secrets.token_hex(6))
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
     value = get_meta(conn, "installation_id")
-    if value is None:
-        value = secrets.token_hex(6)
-        conn.execute(schema.meta.insert().values(key="installation_id", value=value))
+    assert value is not None
     return value
 
 

@@ -20,9 +20,13 @@ PG_ENV = "PREPAID_TEST_POSTGRES_URL"
 
 
 def _worker_database(base_url: str, worker: str) -> str:
-    """Create (once) a database for this xdist worker and return its URL."""
+    """Create a database for this test run's xdist worker and return its URL.
+
+    The name carries the run's id, so two test runs on one machine never share a database.
+    """
     url = make_url(base_url)
-    name = f"prepaid_test_{worker}"
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", f"p{os.getpid()}")[:10]
+    name = f"prepaid_test_{worker}_{run}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         exists = conn.execute(
@@ -35,15 +39,21 @@ def _worker_database(base_url: str, worker: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_base_url(worker_id: str) -> str:
-    """The per-worker PostgreSQL database URL, or a skip when no server is configured."""
+def postgres_base_url(worker_id: str) -> Iterator[str]:
+    """The per-worker PostgreSQL database URL (dropped at the end), or a skip without one."""
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set: PostgreSQL tests need a real server")
     try:
-        return _worker_database(base, worker_id)
+        url = _worker_database(base, worker_id)
     except Exception as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"PostgreSQL at {PG_ENV} is unreachable: {exc}")
+    yield url
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        name = make_url(url).database
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 def reset_postgres(url: str) -> None:

@@ -235,6 +235,8 @@ def test_every_command_has_help() -> None:
         ["ledger"],
         ["check"],
         ["db", "upgrade"],
+        ["serve"],
+        ["statement"],
     ]
     readme = (ROOT / "README.md").read_text()
     for command in commands:

@@ -254,3 +254,51 @@ def test_small_entries(db_url: str, hours: str) -> None:
     engine.sync(source, settings_for(db_url).sources[0], full=True)
     expected = {"0": {}, "0.25": {"1": 2500}}[hours]
     assert entry_debits(ledger) == expected
+
+
+def test_replicas_preparing_books_together_post_one_opening(db_url: str) -> None:
+    import threading
+
+    settings = settings_for(db_url, money_customer())
+    Ledger(db_url).upgrade()
+    errors: list[BaseException] = []
+
+    def prepare() -> None:
+        try:
+            ledger = Ledger(db_url)
+            ensure_books(ledger, settings, Pricer(settings.customers))
+            ledger.dispose()
+        except BaseException as exc:  # pragma: no cover - the failure being tested for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=prepare) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ledger = Ledger(db_url)
+    with ledger.read() as conn:
+        openings = conn.execute(
+            select(func.count()).where(schema.postings.c.kind == "opening")
+        ).scalar_one()
+    assert openings == 1
+    assert balance(ledger) == 100000
+
+
+def test_schema_head_constant_matches_migrations_and_tables(sqlite_url: str) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect
+
+    from sync.ledger import SCHEMA_HEAD
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "sync:migrations")
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
+    ledger = Ledger(sqlite_url)
+    ledger.upgrade()
+    migrated = inspect(ledger.engine)
+    for table in schema.metadata.sorted_tables:
+        columns = {c["name"] for c in migrated.get_columns(table.name)}
+        assert columns == {c.name for c in table.columns}, table.name
