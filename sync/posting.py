@@ -26,6 +26,9 @@ E = schema.entries
 P = schema.postings
 T = TypeVar("T")
 
+# One encoder for every entry: building one per call costs more than encoding a small row.
+_ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
 # Stay well below SQLite's bound-parameter limit in IN (...) lists.
 CHUNK = 500
 
@@ -67,11 +70,11 @@ def entry_columns(entry: TimeEntry) -> dict[str, Any]:
         "project_name": entry.project_name,
         "task_id": entry.task_id,
         "task_name": entry.task_name,
-        "tags": json.dumps(list(entry.tags)),
+        "tags": _ENCODE(list(entry.tags)) if entry.tags else "[]",
         "description": entry.description,
         "rate": None if entry.rate is None else str(entry.rate),
         "rate_currency": entry.rate_currency,
-        "raw": json.dumps(entry.raw, default=str, separators=(",", ":")),
+        "raw": _ENCODE(entry.raw),
     }
 
 
