@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.example.yaml
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench bench-harvest clean
 
 $(BIN)/prepaid: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: lint typecheck unit
 
 bench: $(BIN)/prepaid
 	$(BIN)/python bench/csv_sync.py
+
+# 20,000 and 200,000 entries from the fake Harvest API (tests/fakes) through `prepaid sync`,
+# against a bare download of the same pages.
+bench-harvest: $(BIN)/prepaid
+	$(BIN)/python bench/harvest_sync.py
 
 clean:
 	rm -rf $(VENV) prepaid.db prepaid.db-* outbox .mypy_cache .pytest_cache .ruff_cache
