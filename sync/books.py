@@ -20,12 +20,12 @@ from sqlalchemy import Connection, select
 from sync import schema
 from sync.ledger import (
     Ledger,
-    budget_units,
     get_meta,
     insert_postings,
     lock_books,
     posting_count,
     set_meta,
+    stray_units,
     utcnow,
 )
 from sync.model import HOUR_UNIT, PostingKind, format_amount, to_minor
@@ -67,12 +67,10 @@ def ensure_books(ledger: Ledger, settings: Settings, pricer: Pricer) -> int:
 
 
 def _check_units(conn: Connection, settings: Settings) -> None:
-    units = budget_units(conn)
     for customer in settings.customers:
         for budget in customer.budgets:
-            found = units.get((customer.id, budget.id), set())
             wanted = budget_unit(customer, budget)
-            stray = found - {wanted}
+            stray = stray_units(conn, customer.id, budget.id, wanted)
             if stray:
                 raise BooksMismatch(
                     f"{budget.yaml_path}: budget {customer.id}/{budget.id} has postings in"

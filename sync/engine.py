@@ -36,6 +36,7 @@ from sync.posting import (
     entry_from_row,
     post_assessments,
 )
+from sync.prefetch import read_ahead
 from sync.rules import Assessment, Pricer
 from sync.settings import SourceSettings
 
@@ -89,6 +90,9 @@ class _RunState:
     summary: RunSummary
     protected_dates: set[dt.date] = field(default_factory=set)
     undated_invalid: bool = False
+    # Whether the source has unresolved invalid records a valid version could resolve; most
+    # runs have none, and then a page needs no look-up for them.
+    open_invalid: bool = True
 
 
 class SyncEngine:
@@ -148,11 +152,20 @@ class SyncEngine:
             run_id = self._start_run(conn, settings.name, now)
             cursor, last_reconciled = self._load_state(conn, settings.name)
         state = _RunState(run_id=run_id, summary=summary)
+        with self.ledger.read() as conn:
+            state.open_invalid = (
+                conn.execute(
+                    select(IR.c.id)
+                    .where((IR.c.source == settings.name) & IR.c.resolved_at.is_(None))
+                    .limit(1)
+                ).first()
+                is not None
+            )
         window = self._window(settings, now, last_reconciled, since=since, full=full)
         request = FetchRequest(cursor=cursor, window=window, now=now)
         reconciled = False
         try:
-            for page in source.fetch(request):
+            for page in read_ahead(source.fetch(request), name=f"fetch {settings.name}"):
                 with self.ledger.begin() as conn:
                     self._apply_page(conn, settings.name, page, state)
                     if page.snapshot is not None and page.snapshot_complete:
@@ -285,19 +298,28 @@ class SyncEngine:
                 [{"_id": entry_id} for entry_id in seen_unchanged],
             )
         self._store_invalid(conn, source, page.invalid, state, now)
-        if latest:
+        if page.invalid:
+            state.open_invalid = True
+        if latest and state.open_invalid:
             self._resolve_invalid_ids(conn, source, list(latest), now)
         if page.cursor is not None:
             self._save_state(conn, source, cursor=page.cursor)
 
     def _existing(self, conn: Connection, source: str, external_ids: list[str]) -> dict[str, Any]:
+        """The stored rows of these entries, by external id.
+
+        Plain driver SQL: this runs for every page of every sync, and building a 500-item IN
+        list through the expression layer costs more than the index look-ups themselves.
+        """
         found: dict[str, Any] = {}
-        columns = (E.c.id, E.c.external_id, E.c.version, E.c.deleted, E.c.decision)
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
         for part in chunks(external_ids):
-            stmt = select(*columns, E.c.decision_version).where(
-                (E.c.source == source) & E.c.external_id.in_(part)
+            sql = (
+                "SELECT id, external_id, version, deleted, decision, decision_version"
+                f" FROM entries WHERE source = {mark} AND external_id IN"
+                f" ({', '.join(mark for _ in part)})"
             )
-            for row in conn.execute(stmt):
+            for row in conn.exec_driver_sql(sql, (source, *part)):
                 found[row.external_id] = row
         return found
 

@@ -31,7 +31,7 @@ from sync.model import PostingKind
 from sync.settings import Secret
 
 # The newest Alembic revision in `migrations/versions`; a test keeps the two in step.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 
 class StoreUnavailable(Exception):
@@ -398,15 +398,16 @@ def budget_balance(conn: Connection, customer_id: str, budget_id: str) -> int:
     return int(total)
 
 
-def budget_units(conn: Connection) -> dict[tuple[str, str], set[str]]:
-    """The units each budget's postings were written in (to catch a unit or currency change)."""
+def stray_units(conn: Connection, customer_id: str, budget_id: str, unit: str) -> set[str]:
+    """Units other than `unit` that a budget's postings were written in (a unit or currency
+    change in the config); an index seek, whatever the size of the ledger."""
     p = schema.postings
-    found: dict[tuple[str, str], set[str]] = {}
-    for cust, budget, unit in conn.execute(
-        select(p.c.customer_id, p.c.budget_id, p.c.unit).distinct()
-    ):
-        found.setdefault((cust, budget), set()).add(unit)
-    return found
+    rows = conn.execute(
+        select(p.c.unit)
+        .where((p.c.customer_id == customer_id) & (p.c.budget_id == budget_id) & (p.c.unit != unit))
+        .distinct()
+    )
+    return {str(row[0]) for row in rows}
 
 
 # --- credentials --------------------------------------------------------------------------

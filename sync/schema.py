@@ -141,7 +141,7 @@ postings = Table(
     Column("run_id", Integer),
     Column("reason", Text, nullable=False),
     Column("note", Text),
-    Index("ix_postings_budget", "customer_id", "budget_id"),
+    Index("ix_postings_budget_unit", "customer_id", "budget_id", "unit"),
     Index("ix_postings_entry", "entry_id"),
 )
 

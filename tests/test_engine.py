@@ -286,7 +286,7 @@ def test_replicas_preparing_books_together_post_one_opening(db_url: str) -> None
     assert balance(ledger) == 100000
 
 
-def test_schema_head_constant_matches_migrations_and_tables(sqlite_url: str) -> None:
+def test_schema_head_constant_matches_migrations_and_tables(db_url: str) -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
     from sqlalchemy import inspect
@@ -296,9 +296,15 @@ def test_schema_head_constant_matches_migrations_and_tables(sqlite_url: str) -> 
     cfg = Config()
     cfg.set_main_option("script_location", "sync:migrations")
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
-    ledger = Ledger(sqlite_url)
+    ledger = Ledger(db_url)
     ledger.upgrade()
     migrated = inspect(ledger.engine)
     for table in schema.metadata.sorted_tables:
         columns = {c["name"] for c in migrated.get_columns(table.name)}
         assert columns == {c.name for c in table.columns}, table.name
+        indexes = {
+            i["name"]
+            for i in migrated.get_indexes(table.name)
+            if not i.get("duplicates_constraint")  # PostgreSQL lists unique constraints too
+        }
+        assert indexes == {i.name for i in table.indexes}, table.name
