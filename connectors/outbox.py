@@ -69,6 +69,7 @@ def _invoice_document(request: InvoiceRequest) -> dict[str, Any]:
     return {
         "number": request.refill_id,
         "refill_id": request.refill_id,
+        "reference": request.invoice_reference,
         "idempotency_key": request.idempotency_key,
         "customer": {"id": request.customer_id, "name": request.customer_name},
         "invoice_to": {"sink": to.sink, "customer": to.customer, "email": to.email},
@@ -181,7 +182,15 @@ class OutboxSink:
                     f"outbox folder {self._folder}: cannot write invoice {stem}: "
                     f"{error.strerror} (check {self._settings.yaml_path}.path)"
                 ) from None
-        number = self._read(stem).get("number")
+        document = self._read(stem)
+        if document.get("reference", request.invoice_reference) != request.invoice_reference:
+            raise RequestRejected(
+                f"outbox invoice {json_path} belongs to another database (reference"
+                f" {document.get('reference')!r}, not {request.invoice_reference!r}); move the"
+                " old invoices out of the folder, then: prepaid refill retry"
+                f" {request.refill_id}"
+            )
+        number = document.get("number")
         issued = InvoiceState(
             invoice_id=stem,
             number=number if isinstance(number, str) else stem,

@@ -109,12 +109,12 @@ class QuickBooksSink:
                 f"customer {request.customer_id!r}: invoice_to.customer must be the QuickBooks "
                 "Customer Id of the customer"
             )
-        invoice = self._find(customer, request.refill_id) or self._create(request, customer)
+        invoice = self._find(customer, request.invoice_reference) or self._create(request, customer)
         created = _state_of(invoice, "created")
         record(created)
         return created
 
-    def _find(self, customer: str, refill_id: str) -> dict[str, Any] | None:
+    def _find(self, customer: str, reference: str) -> dict[str, Any] | None:
         """The invoice an earlier run made for this refill, matched by its PrivateNote."""
         quoted = customer.replace("\\", "\\\\").replace("'", "\\'")
         query = (
@@ -124,7 +124,7 @@ class QuickBooksSink:
         payload = self._api("GET", "query", params={"query": query})
         result = payload.get("QueryResponse") if isinstance(payload, dict) else None
         invoices = result.get("Invoice") if isinstance(result, dict) else None
-        mark = re.compile(rf"(?<![\w-]){re.escape(_note(refill_id))}(?![\w-])")
+        mark = re.compile(rf"(?<![\w-]){re.escape(_note(reference))}(?![\w-])")
         for invoice in invoices if isinstance(invoices, list) else []:
             if isinstance(invoice, dict) and mark.search(str(invoice.get("PrivateNote") or "")):
                 return invoice
@@ -139,7 +139,7 @@ class QuickBooksSink:
             "CustomerRef": {"value": customer},
             "TxnDate": request.issue_date.isoformat(),
             "DueDate": due.isoformat(),
-            "PrivateNote": _note(request.refill_id),
+            "PrivateNote": _note(request.invoice_reference),
             "Line": [
                 {
                     "DetailType": "SalesItemLineDetail",
@@ -225,8 +225,8 @@ class QuickBooksSink:
         return payload
 
 
-def _note(refill_id: str) -> str:
-    return f"{NOTE_PREFIX} {refill_id}"
+def _note(reference: str) -> str:
+    return f"{NOTE_PREFIX} {reference}"
 
 
 def _fault(fault: Mapping[str, Any]) -> str:

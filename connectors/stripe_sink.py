@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -57,7 +58,9 @@ RATE_LIMIT_ATTEMPTS = 3
 
 MAX_RETRY_AFTER_SECONDS = 60
 _MAX_IDEMPOTENCY_KEY = 255
+log = logging.getLogger(__name__)
 _REFILL_KEY = "prepaid_refill_id"
+_REFERENCE_KEY = "prepaid_reference"
 
 _STATUSES = {
     "draft": InvoiceStatus.DRAFT,
@@ -127,7 +130,7 @@ class StripeSink:
                 )
         else:
             customer = self._resolve_customer(request)
-            invoice = self._find_invoice(customer, request.refill_id) or self._create_invoice(
+            invoice = self._find_invoice(customer, request) or self._create_invoice(
                 request, customer
             )
             state = _state_of(invoice, "created")
@@ -214,11 +217,13 @@ class StripeSink:
         )
         return customer.id
 
-    def _find_invoice(self, customer: str, refill_id: str) -> stripe.Invoice | None:
+    def _find_invoice(self, customer: str, request: InvoiceRequest) -> stripe.Invoice | None:
         """The customer's invoice made for this refill, if an earlier run created one.
 
         Listing (not search, which is eventually consistent) finds a draft whose create
-        response was lost, even after Stripe pruned the idempotency key.
+        response was lost, even after Stripe pruned the idempotency key. Only an invoice that
+        carries this refill's reference is adopted: one with the same refill id from another
+        database is not ours.
         """
         params: InvoiceListParams = {"customer": customer, "limit": 100}
         while True:
@@ -226,8 +231,17 @@ class StripeSink:
                 "list the customer's invoices", partial(self._client.v1.invoices.list, params)
             )
             for invoice in page.data:
-                if _metadata(invoice).get(_REFILL_KEY) == refill_id:
+                metadata = _metadata(invoice)
+                if metadata.get(_REFILL_KEY) != request.refill_id:
+                    continue
+                if metadata.get(_REFERENCE_KEY, request.refill_id) == request.invoice_reference:
                     return invoice
+                log.info(
+                    "Stripe invoice %s names refill %s but belongs to another database; "
+                    "not adopted",
+                    invoice.id,
+                    request.refill_id,
+                )
             if not page.has_more or not page.data:
                 return None
             params = {**params, "starting_after": page.data[-1].id}
@@ -242,6 +256,7 @@ class StripeSink:
             "currency": request.currency.lower(),
             "metadata": {
                 _REFILL_KEY: request.refill_id,
+                _REFERENCE_KEY: request.invoice_reference,
                 "prepaid_customer": request.customer_id,
                 "prepaid_budget": request.budget_id,
             },

@@ -119,16 +119,16 @@ class XeroSink:
                 f"customer {request.customer_id!r}: invoice_to.customer must be the Xero "
                 "ContactID of the customer"
             )
-        invoice = self._find(request.refill_id) or self._create(request, contact)
+        invoice = self._find(request.invoice_reference) or self._create(request, contact)
         created = self._state_of(invoice, "created", request)
         record(created)
         return created
 
-    def _find(self, refill_id: str) -> dict[str, Any] | None:
+    def _find(self, reference: str) -> dict[str, Any] | None:
         """The invoice an earlier run made for this refill, if any (by `Reference`)."""
-        quoted = refill_id.replace("\\", "\\\\").replace('"', '\\"')
+        quoted = reference.replace("\\", "\\\\").replace('"', '\\"')
         payload = self._api("GET", "Invoices", params={"where": f'Reference=="{quoted}"'})
-        found = [i for i in _invoices(payload) if i.get("Reference") == refill_id]
+        found = [i for i in _invoices(payload) if i.get("Reference") == reference]
         # Prefer a live invoice; a voided one is still ours and is reported as void.
         found.sort(key=lambda i: i.get("Status") in ("VOIDED", "DELETED"))
         return found[0] if found else None
@@ -154,7 +154,7 @@ class XeroSink:
                     "Date": request.issue_date.isoformat(),
                     "DueDate": due.isoformat(),
                     "LineAmountTypes": settings.line_amount_types,
-                    "Reference": request.refill_id,
+                    "Reference": request.invoice_reference,
                     "Status": settings.status,
                     "LineItems": [line],
                 }

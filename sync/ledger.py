@@ -207,6 +207,17 @@ class Ledger:
                 current = holder
         return None if current == holder else current
 
+    def drop_expired_leases(self, prefix: str) -> None:
+        """Sweep expired leases whose names start with `prefix` (one-off claims pile up)."""
+        leases = schema.leases
+        with self.begin() as conn:
+            conn.execute(
+                leases.delete().where(
+                    leases.c.name.startswith(prefix, autoescape=True)
+                    & (leases.c.expires_at < utcnow())
+                )
+            )
+
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up (only if still ours)."""
         with self.begin() as conn:

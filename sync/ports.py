@@ -169,6 +169,17 @@ class InvoiceRequest:
     unit_price: Decimal
     description: str
     issue_date: dt.date
+    reference: str = ""
+
+    @property
+    def invoice_reference(self) -> str:
+        """What a sink stores with the invoice and matches on when it looks one up.
+
+        Refill ids restart at 1 in a new database; the reference adds this database's
+        installation id, so an invoice left in the sink by another (or a reset) database is
+        never adopted and credited. Empty `reference` means the refill id alone.
+        """
+        return self.reference or self.refill_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,6 +283,7 @@ class RefillService:
             unit_price=Decimal(row.unit_price),
             description=row.description,
             issue_date=row.created_at.astimezone(self.tz).date(),
+            reference=f"{row.id}/{self._installation()}",
         )
         previous = _state_of(row) if row.step else None
         try:
@@ -309,6 +310,10 @@ class RefillService:
         crash_point("after_refill_issued")
         if state.status != InvoiceStatus.OPEN:
             self._apply_state(row.id, state, report)
+
+    def _installation(self) -> str:
+        with self.ledger.begin() as conn:
+            return installation_id(conn)
 
     def _record(self, refill_id: str, state: InvoiceState) -> None:
         """Persist a sink's progress the moment it reports it."""
@@ -511,17 +516,14 @@ class RefillService:
         return outcome
 
     def _find_refill(self, conn: Connection, sink: str, event: WebhookEvent) -> Row[Any] | None:
-        if event.invoice_id:
-            row = conn.execute(
-                select(R).where((R.c.sink == sink) & (R.c.invoice_id == event.invoice_id))
-            ).first()
-            if row is not None:
-                return row
-        if event.refill_id:
-            return conn.execute(
-                select(R).where((R.c.sink == sink) & (R.c.id == event.refill_id))
-            ).first()
-        return None
+        """Our refill whose recorded invoice the event is about. Only the invoice id counts:
+        a refill id in the event's metadata may come from another database sharing the
+        account, and an invoice we have not recorded yet is found by the next poll."""
+        if not event.invoice_id:
+            return None
+        return conn.execute(
+            select(R).where((R.c.sink == sink) & (R.c.invoice_id == event.invoice_id))
+        ).first()
 
     def _lookup(self, refill_id: str) -> tuple[Customer, Budget, Row[Any]]:
         with self.ledger.read() as conn:

@@ -8,8 +8,8 @@ backlog of missed ticks runs once), never overlap themselves, and run late by at
 Several replicas may run this against one PostgreSQL. Two things keep them from doing the same
 work: the engine and the refill service already take a lease per source and per budget, so
 work never runs twice at once; and before each tick a replica claims the tick (a lease named
-`tick:<job>` held for half the time to the next tick), so the replicas that wake a moment later
-skip it instead of re-reading the tracker. A killed replica's claim simply expires.
+after the job and the tick's label, held for two periods), so the replicas that wake later skip
+it instead of re-reading the tracker. Old claims expire and are swept.
 
 Stopping is cooperative: `stop()` raises a flag that the source wrapper checks between pages
 (the engine commits each page, so nothing is lost and the next run resumes from the cursor),
@@ -285,7 +285,7 @@ class ServiceScheduler:
         if self.stopping:
             return "stopped"
         try:
-            holder = self._claim(job)
+            holder = self._claim(job, tick)
             if holder is not None:
                 self.metrics.add("prepaid_ticks_total", job=job, result="skipped")
                 log.info("tick %s %s: skipped, claimed by %s", tick, job, holder)
@@ -336,7 +336,7 @@ class ServiceScheduler:
         if self.stopping:
             return "stopped"
         try:
-            holder = self._claim(job)
+            holder = self._claim(job, tick)
         except Exception as exc:
             log.error("tick %s %s: failed: %s (retried next tick)", tick, job, _why(exc))
             return "failed"
@@ -365,14 +365,25 @@ class ServiceScheduler:
 
     # --- ticks ------------------------------------------------------------------------------
 
-    def _claim(self, job: str) -> str | None:
-        """Claim this tick of `job` for this replica; None when claimed, else who has it."""
+    def _claim(self, job: str, tick: str) -> str | None:
+        """Claim this tick of `job` for this replica; None when claimed, else who has it.
+
+        The claim is named after the tick's label and outlives two periods, so a replica that
+        wakes late, even past the middle of the period, still finds the tick taken. A replica's
+        own start-up run is its own to make (the engine's lease keeps it from overlapping).
+        """
         now = self.clock()
         following = self.triggers[job].get_next_fire_time(None, now + dt.timedelta(seconds=1))
-        ttl = dt.timedelta(seconds=30)
+        period = dt.timedelta(seconds=30)
         if following is not None:
-            ttl = max(dt.timedelta(seconds=1), (following - now) / 2)
-        return self.app.ledger.acquire_lease(f"tick:{job}", self.app.holder, ttl)
+            period = max(dt.timedelta(seconds=1), following - now)
+        name = f"tick:{job}:{tick}"
+        if tick == START_UP:
+            name = f"{name}:{self.app.holder}"
+        ledger = self.app.ledger
+        holder = ledger.acquire_lease(name, self.app.holder, 2 * period + dt.timedelta(seconds=5))
+        ledger.drop_expired_leases("tick:")
+        return holder
 
     def _tick_label(self, job: str) -> str:
         """Which tick this run belongs to, the same on every replica: the interval boundary or

@@ -74,6 +74,7 @@ def test_issue_writes_the_invoice_as_json_and_html_and_records_it(tmp_path: Path
     assert json.loads((folder / "rf_0001.json").read_text()) == {
         "number": "rf_0001",
         "refill_id": "rf_0001",
+        "reference": "rf_0001",
         "idempotency_key": "refill:rf_0001:1",
         "customer": {"id": "acme", "name": "ACME Corp"},
         "invoice_to": {"sink": "files", "customer": None, "email": "billing@acme.example"},
@@ -207,3 +208,14 @@ def test_check_connection_on_a_read_only_folder(tmp_path: Path) -> None:
 def test_the_outbox_has_no_webhooks(tmp_path: Path) -> None:
     with pytest.raises(WebhookRejected, match="the outbox sink has no webhooks"):
         make_sink(tmp_path).parse_webhook({}, b"{}", dt.datetime(2026, 3, 2, tzinfo=dt.UTC))
+
+
+def test_an_invoice_file_from_another_database_is_refused(tmp_path: Path) -> None:
+    import dataclasses
+
+    sink = make_sink(tmp_path)
+    issue(sink, dataclasses.replace(REQUEST, reference="rf_0001/aaaaaaaaaaaa"))
+    (tmp_path / "rf_0001.paid").touch()
+    other = dataclasses.replace(REQUEST, reference="rf_0001/bbbbbbbbbbbb")
+    with pytest.raises(RequestRejected, match="belongs to another database"):
+        sink.issue(other, None, lambda state: None)

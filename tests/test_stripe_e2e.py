@@ -15,6 +15,7 @@ All kill points and lost answers run on SQLite; a representative subset runs on 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -231,11 +232,14 @@ def assert_issued(story: Story, *, attempt: int = 1, since: int = 0) -> dict[str
     )
     lines = [(line["amount"], line["description"]) for line in invoice["lines"]["data"]]
     assert lines == [(AMOUNT_MINOR, DESCRIPTION)]
-    assert invoice["metadata"] == {
+    metadata = dict(invoice["metadata"])
+    reference = metadata.pop("prepaid_reference")
+    assert metadata == {
         "prepaid_refill_id": REFILL,
         "prepaid_customer": "acme",
         "prepaid_budget": "retainer",
     }
+    assert re.fullmatch(rf"{REFILL}/[0-9a-f]{{12}}", reference), reference
     assert dict(story.fake.sends) == {invoice["id"]: 1}
     assert not story.fake.charges
 
@@ -517,3 +521,27 @@ def test_refused_invoice_fails_until_the_operator_retries(
     assert story.run("sync").returncode == 0
     assert fake.invoice_count(REFILL) == 1
     assert dict(fake.sends) == {invoice["id"]: 1}
+
+
+# --- a new database, the same Stripe account --------------------------------------------------
+
+
+def test_a_reset_database_never_adopts_the_old_paid_invoice(
+    tmp_path: Path, sqlite_url: str, fake: FakeStripe
+) -> None:
+    story = make_story(tmp_path, sqlite_url, fake)
+    assert story.run("sync").returncode == 0
+    old = assert_issued(story)
+    fake.mark_paid(old["id"])
+    assert story.run("sync").returncode == 0
+    assert story.acme()["credited"] == "2000.00"
+
+    # the operator starts over with an empty database; Stripe still holds the paid invoice
+    Path(sqlite_url.removeprefix("sqlite:///")).unlink()
+    result = story.run("sync")
+    assert result.returncode == 0, result.stdout + result.stderr
+    invoices = fake.invoices_for_refill(REFILL)
+    assert [i["status"] for i in invoices] == ["paid", "open"]
+    acme = story.acme()
+    assert (acme["credited"], acme["open_refill"]["status"]) == ("0.00", "issued")
+    assert acme["open_refill"]["invoice"] == invoices[1]["number"]

@@ -112,6 +112,7 @@ def test_full_flow_then_paid(fake: FakeStripe) -> None:
     assert (customer["email"], customer["metadata"]) == (EMAIL, {"prepaid_customer": "acme"})
     assert invoice["metadata"] == {
         "prepaid_refill_id": "rf_1",
+        "prepaid_reference": "rf_1",
         "prepaid_customer": "acme",
         "prepaid_budget": "retainer",
     }
@@ -376,3 +377,19 @@ def test_wrong_key_is_a_credentials_error_without_the_key(fake: FakeStripe) -> N
 
 def test_check_connection(fake: FakeStripe) -> None:
     assert make_sink(fake).check_connection() == "Stripe: API key accepted (test mode)"
+
+
+def test_an_invoice_from_another_database_is_never_adopted(fake: FakeStripe) -> None:
+    sink = make_sink(fake)
+    old = dataclasses.replace(make_request(), reference="rf_1/oldoldoldold")
+    sink.issue(old, None, lambda state: None)
+    fake.mark_paid(fake.invoices_for_refill("rf_1")[0]["id"])
+    new = dataclasses.replace(
+        make_request(), reference="rf_1/newnewnewnew", idempotency_key="other-db:rf_1:a1"
+    )
+    state = sink.issue(new, None, lambda state: None)
+    invoices = fake.invoices_for_refill("rf_1")
+    assert len(invoices) == 2
+    assert state.invoice_id == invoices[1]["id"]
+    assert state.status == InvoiceStatus.OPEN  # the new one, not the old paid one
+    assert invoices[1]["metadata"]["prepaid_reference"] == "rf_1/newnewnewnew"

@@ -42,7 +42,8 @@ T = int(NOW.timestamp())
 
 CREATE_BODY = (
     f"customer={CUS}&auto_advance=false&pending_invoice_items_behavior=exclude&currency=eur"
-    "&metadata[prepaid_refill_id]=rf_42&metadata[prepaid_customer]=acme"
+    "&metadata[prepaid_refill_id]=rf_42&metadata[prepaid_reference]=rf_42"
+    "&metadata[prepaid_customer]=acme"
     "&metadata[prepaid_budget]=retainer&collection_method=send_invoice&days_until_due=14"
 )
 ITEM_BODY = (
@@ -170,7 +171,8 @@ def test_charge_automatically_with_tax_rates_pays_instead_of_sending() -> None:
     create = responses.calls[1]
     assert body_of(create) == (
         f"customer={CUS}&auto_advance=false&pending_invoice_items_behavior=exclude"
-        "&currency=eur&metadata[prepaid_refill_id]=rf_42&metadata[prepaid_customer]=acme"
+        "&currency=eur&metadata[prepaid_refill_id]=rf_42&metadata[prepaid_reference]=rf_42"
+        "&metadata[prepaid_customer]=acme"
         "&metadata[prepaid_budget]=retainer&collection_method=charge_automatically"
         "&default_tax_rates[0]=txr_1&default_tax_rates[1]=txr_2"
     )
