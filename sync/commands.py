@@ -69,10 +69,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         _out(json.dumps(_sync_json(outcome, args.dry_run), indent=2))
     else:
         _print_sync(outcome, args.dry_run)
-    if any(r.outcome == "failed" for r in outcome.runs) and all(
-        r.outcome == "failed" for r in outcome.runs
-    ):
-        return EXIT_FAILED if len(outcome.runs) == 1 else EXIT_PARTIAL
+    if outcome.runs and all(r.outcome == "failed" for r in outcome.runs):
+        return EXIT_FAILED  # no source could be read: nothing was done
     return EXIT_PARTIAL if outcome.partial else EXIT_OK
 
 

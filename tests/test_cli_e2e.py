@@ -259,3 +259,19 @@ def test_readme_config_walkthrough_is_valid(tmp_path: Path) -> None:
     result = run(config, "check", env=env)
     assert result.returncode == 0, result.stderr
     assert "valid (4 sources, 3 sinks, 2 customers)" in result.stdout
+
+
+def test_every_source_failing_exits_1_and_some_failing_exits_3(sqlite_story: Path) -> None:
+    config = sqlite_story
+    text = config.read_text()
+    two_sources = text.replace(
+        "sources:\n",
+        "sources:\n  - name: missing\n    type: csv\n    path: examples/nowhere.csv\n",
+    )
+    config.write_text(two_sources)
+    some = run(config, "sync")
+    assert some.returncode == 3, some.stdout + some.stderr
+    assert "nowhere.csv" in some.stdout
+    config.write_text(two_sources.replace("examples/time_entries.csv", "examples/gone.csv"))
+    every = run(config, "sync")
+    assert every.returncode == 1, every.stdout + every.stderr
