@@ -161,7 +161,9 @@ class ClockifySource:
             user_name=(self._users or {}).get(user_id) or None,
             project_id=optional_id(raw.get("projectId"), "projectId"),
             task_id=optional_id(raw.get("taskId"), "taskId"),
-            # tagIds only: tag names need a tags listing api-facts does not describe.
+            # tagIds only (names need a tags listing api-facts does not describe), so the ids
+            # stand in for tags: a budget's `tags` rules name them by id here.
+            tags=tuple(str(tag) for tag in raw.get("tagIds") or () if tag is not None),
             description=text(raw.get("description"), "description"),
             # Clockify keeps rates in cents of the currency (per api-facts).
             rate=None if cents is None else Decimal(whole(cents, "hourlyRate.amount")) / 100,

@@ -217,7 +217,9 @@ class TogglSource:
             user_id=optional_id(_either(raw, "user_id", "uid"), "user_id"),
             project_id=optional_id(_either(raw, "project_id", "pid"), "project_id"),
             task_id=optional_id(_either(raw, "task_id", "tid"), "task_id"),
-            # Reports give only tag_ids; their names need an endpoint api-facts does not list.
+            # Reports give only tag_ids (names need an endpoint api-facts does not list), so
+            # the ids stand in for tags: a budget's `tags` rules name them by id here.
+            tags=tuple(str(tag) for tag in raw.get("tag_ids") or () if tag is not None),
             description=text(raw.get("description"), "description"),
             raw=dict(raw),
         )

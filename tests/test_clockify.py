@@ -119,6 +119,7 @@ def test_first_run_reads_every_user_in_the_recent_window() -> None:
         project_id="5b641568b07987035750505e",
         project_name="Website",
         task_id="5b715448b0798751107918ab",
+        tags=("5e4117fe8c625f38930d57b7",),  # entries carry tag ids only
         description="Design review",
         rate=Decimal("95.5"),
         rate_currency="EUR",

@@ -108,6 +108,7 @@ def test_workspace_first_run_pages_the_report_and_resolves_projects_once() -> No
         client_name="ACME Corp",
         project_id="202793181",
         project_name="Website",
+        tags=("13354221",),  # reports carry tag ids only
         description="Homepage layout",
         rate=Decimal("95"),
         rate_currency="EUR",
