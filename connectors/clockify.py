@@ -17,7 +17,9 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.http import HeaderAuth, HttpClient, PageNumberPaginator, PageRequest, paginate
+from connectors.auth import HeaderAuth
+from connectors.http import HttpClient
+from connectors.paging import PageNumberPaginator, PageRequest, paginate
 from connectors.projects import ProjectDirectory, ProjectInfo, ProjectListing, load_projects
 from connectors.records import (
     Batch,

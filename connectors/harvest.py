@@ -14,7 +14,9 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from connectors.http import BearerAuth, HttpClient, LinkPaginator, PageRequest, paginate
+from connectors.auth import BearerAuth
+from connectors.http import HttpClient
+from connectors.paging import LinkPaginator, PageRequest, paginate
 from connectors.records import (
     Batch,
     day,

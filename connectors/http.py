@@ -15,14 +15,12 @@ of subclassing anything. The client does four things and nothing else:
 * scrubs every secret it knows from every message and log line (`Redactor`), so a token never
   reaches a log, an exception or a metric (invariant I7).
 
-`paginate` drives any `Paginator` (read the next token from a response, shape the next request)
-and stops with an error when a token repeats instead of looping forever. Sleep, clock and
-jitter are injectable so tests never wait for real.
+Paging lives in `connectors.paging`. Sleep, clock and jitter are injectable so tests never
+wait for real.
 """
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import enum
 import json
@@ -30,17 +28,18 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from importlib import metadata
-from typing import Any, Protocol
-from urllib.parse import quote, quote_plus, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
 from requests.auth import AuthBase
 
+from connectors.auth import Redactor, SecretAuth
 from sync.ports import (
     ConnectorError,
     CredentialsRejected,
@@ -53,7 +52,6 @@ from sync.settings import Secret
 log = logging.getLogger(__name__)
 
 PROJECT_URL = "https://github.com/prepaid-sync/prepaid-sync"
-REDACTED = "***"
 
 
 def default_user_agent() -> str:
@@ -63,106 +61,6 @@ def default_user_agent() -> str:
     except metadata.PackageNotFoundError:  # running from a source tree without install
         version = "0"
     return f"prepaid-sync/{version} (+{PROJECT_URL})"
-
-
-# --- redaction ------------------------------------------------------------------------------
-
-
-class Redactor:
-    """Replaces every known secret (and its URL-encoded forms) in a text with `***`.
-
-    Secrets shorter than 4 characters are ignored: scrubbing "a" would destroy every message
-    while protecting nothing.
-    """
-
-    def __init__(self, secrets: Iterable[str | Secret] = ()) -> None:
-        self._needles: list[str] = []
-        self.add(*secrets)
-
-    def add(self, *secrets: str | Secret) -> None:
-        """Also scrub these values (and their percent-encoded forms) from now on."""
-        for secret in secrets:
-            value = secret.reveal() if isinstance(secret, Secret) else secret
-            if len(value) < 4:
-                continue
-            for form in (value, quote(value, safe=""), quote_plus(value)):
-                if form not in self._needles:
-                    self._needles.append(form)
-        # Longest first, so a secret that contains another is scrubbed whole.
-        self._needles.sort(key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for needle in self._needles:
-            if needle in text:
-                text = text.replace(needle, REDACTED)
-        return text
-
-
-def redact(text: str, secrets: Iterable[str | Secret]) -> str:
-    """Scrub `secrets` from `text`: the function form of `Redactor` for one-off messages."""
-    return Redactor(secrets)(text)
-
-
-# --- auth objects ---------------------------------------------------------------------------
-
-
-class SecretAuth(AuthBase):
-    """An auth object that also lists the strings a redactor must scrub."""
-
-    def secrets(self) -> tuple[str, ...]:
-        """Every form in which this auth's secret travels (raw, or base64 inside a header)."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(***)"
-
-
-class BearerAuth(SecretAuth):
-    """`Authorization: Bearer <token>` (Harvest, Xero, QuickBooks)."""
-
-    def __init__(self, token: Secret) -> None:
-        self._token = token
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Bearer {self._token.reveal()}"
-        return r
-
-    def secrets(self) -> tuple[str, ...]:
-        return (self._token.reveal(),)
-
-
-class BasicAuth(SecretAuth):
-    """HTTP Basic (Toggl: user = API token, password = the literal `api_token`)."""
-
-    def __init__(self, user: Secret | str, password: Secret | str) -> None:
-        self._user = user if isinstance(user, Secret) else Secret(user)
-        self._password = password if isinstance(password, Secret) else Secret(password)
-
-    def _encoded(self) -> str:
-        pair = f"{self._user.reveal()}:{self._password.reveal()}".encode()
-        return base64.b64encode(pair).decode("ascii")
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = f"Basic {self._encoded()}"
-        return r
-
-    def secrets(self) -> tuple[str, ...]:
-        return (self._user.reveal(), self._password.reveal(), self._encoded())
-
-
-class HeaderAuth(SecretAuth):
-    """A custom header carrying the secret, e.g. Clockify's `X-Api-Key`."""
-
-    def __init__(self, header: str, secret: Secret) -> None:
-        self._header = header
-        self._secret = secret
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers[self._header] = self._secret.reveal()
-        return r
-
-    def secrets(self) -> tuple[str, ...]:
-        return (self._secret.reveal(),)
 
 
 # --- classification -------------------------------------------------------------------------
@@ -658,123 +556,3 @@ def encode_json(body: Any) -> str:
     for index in range(len(decimals) - 1, -1, -1):
         text = text.replace(f'"{marker}{index}"', decimals[index])
     return text
-
-
-# --- pagination -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PageRequest:
-    """One request of a paged listing: what a paginator shapes for the next page."""
-
-    method: str
-    path: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    json_body: Any = None
-
-    def identity(self) -> str:
-        """A stable text for the repeated-token guard."""
-        return encode_json([self.method, self.path, sorted(self.params.items()), self.json_body])
-
-
-class Paginator(Protocol):
-    """A paging scheme's two jobs: read the next token from a response, shape the next request."""
-
-    def next_token(self, response: JsonResponse) -> object | None:
-        """The token for the next page, or None when this was the last page."""
-        ...
-
-    def shape(self, previous: PageRequest, token: object) -> PageRequest:
-        """The request for the page that `token` names."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedPage:
-    """A page as `paginate` yields it: 1-based number, decoded body, whether it is the last."""
-
-    number: int
-    payload: Any
-    last: bool
-
-
-class PaginationLoop(ConnectorError):
-    """A service handed back a page token it had already given: stopping, not looping forever."""
-
-    kind = "invalid_response"
-
-
-def paginate(http: HttpClient, first: PageRequest, paginator: Paginator) -> Iterator[FetchedPage]:
-    """Fetch `first` and every following page until the paginator finds no next token."""
-    request: PageRequest | None = first
-    seen: set[object] = set()
-    number = 0
-    while request is not None:
-        response = http.request_json(
-            request.method, request.path, params=request.params, json_body=request.json_body
-        )
-        number += 1
-        token = paginator.next_token(response)
-        yield FetchedPage(number, response.payload, token is None)
-        if token is None:
-            return
-        if token in seen:
-            raise PaginationLoop(
-                http.redact(f"{http.name}: page token {token!r} repeated after page {number}")
-            )
-        seen.add(token)
-        request = paginator.shape(request, token)
-
-
-@dataclass(frozen=True, slots=True)
-class LinkPaginator:
-    """Follow a next-page URL found in the body (Harvest's `links.next`) until it is null."""
-
-    keys: tuple[str, ...] = ("links", "next")
-
-    def next_token(self, response: JsonResponse) -> object | None:
-        node: Any = response.payload
-        for key in self.keys:
-            node = node.get(key) if isinstance(node, dict) else None
-        return node if isinstance(node, str) and node else None
-
-    def shape(self, previous: PageRequest, token: object) -> PageRequest:
-        # The link already carries every query parameter (and the cursor).
-        return replace(previous, path=str(token), params={})
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderRowPaginator:
-    """A row number in a response header, sent back in the JSON body (Toggl Reports v3)."""
-
-    header: str = "X-Next-Row-Number"
-    body_field: str = "first_row_number"
-
-    def next_token(self, response: JsonResponse) -> object | None:
-        value = response.headers.get(self.header)
-        return int(value) if value and value.strip().isdigit() else None
-
-    def shape(self, previous: PageRequest, token: object) -> PageRequest:
-        return replace(previous, json_body={**previous.json_body, self.body_field: token})
-
-
-@dataclass(frozen=True, slots=True)
-class PageNumberPaginator:
-    """`page` numbers with a page size: a bare-array page shorter than the size is the last.
-
-    The token is the page's first and last item, so a service that ignores `page` and keeps
-    answering the same full page is caught by the repeated-token guard.
-    """
-
-    size: int
-    page_param: str = "page"
-
-    def next_token(self, response: JsonResponse) -> object | None:
-        items = response.payload
-        if not isinstance(items, list) or not items or len(items) < self.size:
-            return None
-        return encode_json([items[0], items[-1]])
-
-    def shape(self, previous: PageRequest, token: object) -> PageRequest:
-        page = int(previous.params.get(self.page_param, 1)) + 1
-        return replace(previous, params={**previous.params, self.page_param: page})

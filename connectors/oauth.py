@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from connectors.http import BasicAuth, BearerAuth, HttpClient, HttpRejected
+from connectors.auth import BasicAuth, BearerAuth
+from connectors.http import HttpClient, HttpRejected
 from sync.ports import ConnectorError, CredentialsRejected, CredentialStore
 from sync.settings import QuickBooksSettings, Secret, XeroSettings
 

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.http import HttpClient, PageRequest, Paginator, paginate
+from connectors.http import HttpClient
+from connectors.paging import PageRequest, Paginator, paginate
 from connectors.records import items_of
 from sync.model import TimeEntry
 

@@ -1,8 +1,9 @@
 """QuickBooks Online as an invoicing sink: one invoice per refill, over OAuth2.
 
 The create (`POST /v3/company/<realm>/invoice`) carries a deterministic `requestid`, which makes
-QuickBooks answer a repeated request with the invoice it already made. The refill id travels in
-`PrivateNote` ("prepaid-sync refill <id>"), not in `DocNumber`: DocNumber holds at most 21
+QuickBooks answer a repeated request with the invoice it already made. The refill's reference (refill
+id and installation id, see `InvoiceRequest.reference`) travels in `PrivateNote`
+("prepaid-sync refill <reference>"), not in `DocNumber`: DocNumber holds at most 21
 characters and belongs to the company's own invoice numbering. Since PrivateNote cannot be
 filtered on, the look-up before a create reads the customer's 100 most recent invoices
 (`select * from Invoice where CustomerRef = '<id>' ORDERBY MetaData.CreateTime DESC`) and matches
@@ -115,7 +116,11 @@ class QuickBooksSink:
         return created
 
     def _find(self, customer: str, reference: str) -> dict[str, Any] | None:
-        """The invoice an earlier run made for this refill, matched by its PrivateNote."""
+        """The invoice an earlier run made for this refill, matched by its PrivateNote.
+
+        The whole reference must match: `acme-retainer-1` is not `acme-retainer-10`, and
+        `acme-retainer-1/<other installation>` (an invoice left by another database) is not ours.
+        """
         quoted = customer.replace("\\", "\\\\").replace("'", "\\'")
         query = (
             f"select * from Invoice where CustomerRef = '{quoted}' "
@@ -124,7 +129,7 @@ class QuickBooksSink:
         payload = self._api("GET", "query", params={"query": query})
         result = payload.get("QueryResponse") if isinstance(payload, dict) else None
         invoices = result.get("Invoice") if isinstance(result, dict) else None
-        mark = re.compile(rf"(?<![\w-]){re.escape(_note(reference))}(?![\w-])")
+        mark = re.compile(rf"(?<![\w-]){re.escape(_note(reference))}(?![\w/-])")
         for invoice in invoices if isinstance(invoices, list) else []:
             if isinstance(invoice, dict) and mark.search(str(invoice.get("PrivateNote") or "")):
                 return invoice

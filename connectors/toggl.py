@@ -16,15 +16,9 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.http import (
-    BasicAuth,
-    HeaderRowPaginator,
-    HttpClient,
-    Outcome,
-    PageNumberPaginator,
-    PageRequest,
-    paginate,
-)
+from connectors.auth import BasicAuth
+from connectors.http import HttpClient, Outcome
+from connectors.paging import HeaderRowPaginator, PageNumberPaginator, PageRequest, paginate
 from connectors.projects import ProjectDirectory, ProjectInfo, ProjectListing, load_projects
 from connectors.records import (
     Batch,

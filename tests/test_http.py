@@ -10,24 +10,23 @@ import pytest
 import requests
 import responses
 
+from connectors.auth import BasicAuth, BearerAuth, HeaderAuth, Redactor
 from connectors.http import (
-    BasicAuth,
-    BearerAuth,
-    HeaderAuth,
-    HeaderRowPaginator,
     HttpClient,
     HttpRejected,
-    LinkPaginator,
     Outcome,
-    PageNumberPaginator,
-    PageRequest,
-    PaginationLoop,
-    Redactor,
     RetryPolicy,
     default_user_agent,
     encode_json,
-    paginate,
     parse_retry_after,
+)
+from connectors.paging import (
+    HeaderRowPaginator,
+    LinkPaginator,
+    PageNumberPaginator,
+    PageRequest,
+    PaginationLoop,
+    paginate,
 )
 from sync.ports import (
     ConnectorError,
