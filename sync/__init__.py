@@ -2,7 +2,7 @@
 
 Vocabulary: `model` (TimeEntry, Amount, statuses, exact money in integer minor units, hours in
 seconds), `settings` (the validated config as frozen records) and `config` (the YAML loader that
-builds them). Pure decisions: `rules` routes and values entries, no I/O. Boundaries: `ports`
+builds them, with `config_values` reading single values). Pure decisions: `rules` routes and values entries, no I/O. Boundaries: `ports`
 defines the source and sink interfaces the adapters in `connectors/` implement; `wiring` builds
 those adapters from settings and is the one module here that imports `connectors`.
 
