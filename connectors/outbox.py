@@ -4,7 +4,10 @@ Each refill becomes `<folder>/<refill id>.json` (the invoice as data, for script
 accounting imports) and `<folder>/<refill id>.html` (a standalone page to read, print or send:
 no external assets, every text escaped). Each file is written atomically (temporary file,
 fsync, rename), the HTML first and the JSON last, so a JSON file means a complete invoice:
-issuing the same refill again finds it and rewrites nothing, whatever crashed in between.
+issuing the same refill again finds it and rewrites nothing, whatever crashed in between. The
+JSON carries the refill's `reference` (refill id and installation id): refill ids restart at 1
+in a new database, so a file whose reference differs was left by another database and is
+refused, never adopted.
 
 A folder cannot tell when an invoice is paid (`reports_payment` is False): the operator records
 a payment with `prepaid refill paid ID`. Optionally, an accountant may mark one by creating an
@@ -171,6 +174,15 @@ class OutboxSink:
         stem = self._stem(request.refill_id)
         json_path = self._folder / f"{stem}.json"
         if not json_path.exists():
+            paid_marker = self._folder / f"{stem}.paid"
+            if paid_marker.exists():
+                # The marker is made only after the invoice is read, so without one it is left
+                # over from an older invoice; it would report the new invoice paid at once.
+                raise RequestRejected(
+                    f"outbox {paid_marker} is left from another invoice (there is no"
+                    f" {stem}.json); move it out of the folder, then: prepaid refill retry"
+                    f" {request.refill_id}"
+                )
             document = _invoice_document(request)
             try:
                 self._folder.mkdir(parents=True, exist_ok=True)
@@ -183,11 +195,13 @@ class OutboxSink:
                     f"{error.strerror} (check {self._settings.yaml_path}.path)"
                 ) from None
         document = self._read(stem)
-        if document.get("reference", request.invoice_reference) != request.invoice_reference:
+        # A file without a reference was written before references existed: the refill id alone.
+        reference = document.get("reference") or document.get("refill_id")
+        if reference != request.invoice_reference:
             raise RequestRejected(
                 f"outbox invoice {json_path} belongs to another database (reference"
-                f" {document.get('reference')!r}, not {request.invoice_reference!r}); move the"
-                " old invoices out of the folder, then: prepaid refill retry"
+                f" {reference!r}, not {request.invoice_reference!r}); move the old invoices"
+                f" ({stem}.json, .html, .paid) out of the folder, then: prepaid refill retry"
                 f" {request.refill_id}"
             )
         number = document.get("number")

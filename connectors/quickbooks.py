@@ -1,13 +1,14 @@
 """QuickBooks Online as an invoicing sink: one invoice per refill, over OAuth2.
 
 The create (`POST /v3/company/<realm>/invoice`) carries a deterministic `requestid`, which makes
-QuickBooks answer a repeated request with the invoice it already made. The refill's reference (refill
-id and installation id, see `InvoiceRequest.reference`) travels in `PrivateNote`
-("prepaid-sync refill <reference>"), not in `DocNumber`: DocNumber holds at most 21
-characters and belongs to the company's own invoice numbering. Since PrivateNote cannot be
-filtered on, the look-up before a create reads the customer's 100 most recent invoices
+QuickBooks answer a repeated request with the invoice it already made. The refill's reference
+(refill id and installation id, see `InvoiceRequest.reference`) travels in `PrivateNote`
+("prepaid-sync refill <reference>"), not in `DocNumber`: DocNumber holds at most 21 characters
+and belongs to the company's own invoice numbering. Since PrivateNote cannot be filtered on, the
+look-up before a create reads the customer's 100 most recent invoices
 (`select * from Invoice where CustomerRef = '<id>' ORDERBY MetaData.CreateTime DESC`) and matches
-the note; a refill invoice is always among the newest of its customer.
+the whole reference in the note, so an invoice left by another database with the same refill id
+is never adopted; a refill invoice is always among the newest of its customer.
 
 Paid: `Balance == 0` on an invoice whose `TotalAmt > 0`. Voiding zeroes an invoice's amounts, so
 a zero total reads as void, as does an invoice deleted in QuickBooks. Webhooks (signed with

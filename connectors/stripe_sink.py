@@ -4,10 +4,12 @@ An invoice is made in four steps (draft created, line added, finalized, sent or 
 the engine records our progress after each one. Two things keep a crash or a lost response from
 producing a second invoice (invariant I3): every write carries a deterministic Idempotency-Key
 (`<refill key>:<step>`), which Stripe replays for 24 hours; and before creating a draft we list
-the customer's invoices and adopt the one whose metadata names this refill, which still works
-after the key has been pruned. When an invoice id is known we read the invoice and continue from
-its *actual* state (draft without line, draft with line, open, paid, void) rather than trusting
-our last recorded step, so a step that succeeded but was never recorded is not repeated blindly.
+the customer's invoices and adopt the one whose metadata names this refill (`prepaid_refill_id`)
+with this refill's reference (`prepaid_reference`: refill id and installation id), which still
+works after the key has been pruned and never adopts an invoice left by another database.
+When an invoice id is known we read the invoice and continue from its *actual* state (draft
+without line, draft with line, open, paid, void) rather than trusting our last recorded step, so
+a step that succeeded but was never recorded is not repeated blindly.
 
 Webhook signatures are checked here, not by the SDK, so the rules (v1 only, 300 s both ways,
 constant-time comparison) are visible and tested. No message built here contains a secret.

@@ -3,8 +3,10 @@
 Issuing is one write (`PUT /Invoices`, which only ever creates), so the protection against a
 second invoice (invariant I3) is twofold: the PUT carries a deterministic `Idempotency-Key`
 (`<refill key>:create`), and before it we look the invoice up by its `Reference`, which holds the
-refill id, with `GET /Invoices?where=Reference=="<refill id>"` (the documented `where` filter;
-we do not rely on a `References` parameter). The look-up also covers a key Xero has forgotten.
+refill's reference (refill id and installation id, see `InvoiceRequest.reference`), with
+`GET /Invoices?where=Reference=="<reference>"` (the documented `where` filter; we do not rely on
+a `References` parameter). The look-up also covers a key Xero has forgotten, and never finds an
+invoice left by another database whose refill ids restarted at 1.
 
 Payment status is polled (`refresh`): Xero's webhooks carry no invoice state and this sink has
 no webhook key, so `parse_webhook` refuses every delivery. Tokens: see `connectors.oauth`.
@@ -134,7 +136,7 @@ class XeroSink:
         return found[0] if found else None
 
     def _create(self, request: InvoiceRequest, contact: str) -> dict[str, Any]:
-        """`PUT /Invoices` (create only) with the refill id as Reference."""
+        """`PUT /Invoices` (create only) with the refill's reference as Reference."""
         settings = self._settings
         quantity, unit_amount = _line_figures(request)
         line: dict[str, Any] = {

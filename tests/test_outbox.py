@@ -219,3 +219,34 @@ def test_an_invoice_file_from_another_database_is_refused(tmp_path: Path) -> Non
     other = dataclasses.replace(REQUEST, reference="rf_0001/bbbbbbbbbbbb")
     with pytest.raises(RequestRejected, match="belongs to another database"):
         sink.issue(other, None, lambda state: None)
+
+
+def test_an_invoice_file_from_before_references_is_refused(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    issue(sink)
+    path = tmp_path / "rf_0001.json"
+    document = json.loads(path.read_text())
+    del document["reference"]  # written by an older version: the refill id alone
+    path.write_text(json.dumps(document))
+    ours = replace(REQUEST, reference="rf_0001/0a1b2c3d4e5f")
+    with pytest.raises(RequestRejected, match=r"rf_0001\.json belongs to another database"):
+        sink.issue(ours, None, lambda state: None)
+
+
+def test_the_invoice_file_with_our_reference_is_read_back(tmp_path: Path) -> None:
+    sink = make_sink(tmp_path)
+    ours = replace(REQUEST, reference="rf_0001/0a1b2c3d4e5f")
+    first, _ = issue(sink, ours)
+    again, recorded = issue(sink, ours)
+    assert again == first and recorded == [first]
+    assert json.loads((tmp_path / "rf_0001.json").read_text())["reference"] == ours.reference
+
+
+def test_a_paid_marker_left_without_its_invoice_is_refused(tmp_path: Path) -> None:
+    # The operator moved the old invoice away but not its marker: the new invoice must not
+    # read as paid.
+    (tmp_path / "rf_0001.paid").touch()
+    sink = make_sink(tmp_path)
+    with pytest.raises(RequestRejected, match=r"rf_0001\.paid is left from another invoice"):
+        issue(sink)
+    assert not (tmp_path / "rf_0001.json").exists()

@@ -188,6 +188,66 @@ def test_lookup_does_not_confuse_refill_1_with_refill_10() -> None:
     assert responses.calls[2].request.method == "POST"
 
 
+OURS = "acme-retainer-1/0a1b2c3d4e5f"
+
+
+def query_with_notes(*notes: str) -> dict[str, Any]:
+    """`query_found.json` with the given PrivateNotes, every invoice paid in full."""
+    payload = fixture("query_found.json")
+    invoices = payload["QueryResponse"]["Invoice"]
+    payload["QueryResponse"]["Invoice"] = [
+        {**invoices[-1], "Id": str(200 + i), "PrivateNote": note, "Balance": 0}
+        for i, note in enumerate(notes)
+    ]
+    return payload
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [
+        "prepaid-sync refill acme-retainer-1/ffffffffffff",  # another database
+        "prepaid-sync refill acme-retainer-1",  # before references existed
+        "prepaid-sync refill acme-retainer-10/0a1b2c3d4e5f",
+        "prepaid-sync refill acme-retainer-1/0a1b2c3d4e5f0",
+    ],
+)
+@responses.activate(assert_all_requests_are_fired=True)
+def test_an_invoice_from_another_database_is_not_adopted(theirs: str) -> None:
+    add_token()
+    responses.get(f"{API}/query", json=query_with_notes(theirs))
+    responses.post(f"{API}/invoice", json=fixture("invoice_created.json"))
+
+    final = make_sink().issue(make_request(reference=OURS), None, ignore)
+
+    post = responses.calls[2].request
+    assert post.body is not None
+    assert json.loads(post.body)["PrivateNote"] == f"prepaid-sync refill {OURS}"
+    assert (final.invoice_id, final.status) == ("130", InvoiceStatus.OPEN)
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_the_invoice_with_our_reference_is_adopted() -> None:
+    add_token()
+    notes = ("prepaid-sync refill acme-retainer-1/ffffffffffff", f"prepaid-sync refill {OURS}")
+    responses.get(f"{API}/query", json=query_with_notes(*notes))
+
+    final = make_sink().issue(make_request(reference=OURS), None, ignore)
+
+    assert [c.request.method for c in responses.calls] == ["POST", "GET"]
+    assert (final.invoice_id, final.status) == ("201", InvoiceStatus.PAID)
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_without_a_reference_an_invoice_with_one_is_not_adopted() -> None:
+    add_token()
+    responses.get(f"{API}/query", json=query_with_notes(f"prepaid-sync refill {OURS}"))
+    responses.post(f"{API}/invoice", json=fixture("invoice_created.json"))
+
+    final = make_sink().issue(make_request(), None, ignore)
+
+    assert final.invoice_id == "130"
+
+
 @responses.activate(assert_all_requests_are_fired=True)
 def test_recorded_invoice_is_read_not_recreated() -> None:
     add_token()

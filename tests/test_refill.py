@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from sync import schema
 from sync.books import ensure_books, topup
-from sync.ledger import Ledger, budget_balance
+from sync.ledger import Ledger, budget_balance, installation_id
 from sync.ports import InvoiceStatus, WebhookEvent
 from sync.refill import RefillError, RefillReport, RefillService
 from sync.rules import Pricer
@@ -67,6 +67,9 @@ def test_refill_raised_once_issued_then_credited_when_paid(db_url: str) -> None:
     assert refills(ledger) == [("acme-retainer-1", "issued", 100000)]
     assert sink.requests[0].amount_minor == 100000
     assert sink.requests[0].description == "Prepaid budget top-up"
+    with ledger.begin() as conn:
+        installation = installation_id(conn)
+    assert sink.requests[0].reference == f"acme-retainer-1/{installation}"
     assert svc.run().raised == []  # one open refill per budget
     assert len(sink.invoices) == 1
     sink.set_status("acme-retainer-1", InvoiceStatus.PAID)

@@ -393,3 +393,33 @@ def test_an_invoice_from_another_database_is_never_adopted(fake: FakeStripe) -> 
     assert state.invoice_id == invoices[1]["id"]
     assert state.status == InvoiceStatus.OPEN  # the new one, not the old paid one
     assert invoices[1]["metadata"]["prepaid_reference"] == "rf_1/newnewnewnew"
+
+
+def test_an_invoice_made_before_references_existed_is_not_adopted(fake: FakeStripe) -> None:
+    sink = make_sink(fake)
+    sink.issue(make_request(), None, lambda state: None)
+    old = fake.invoices_for_refill("rf_1")[0]
+    del old["metadata"]["prepaid_reference"]  # an invoice from an older version
+    fake.mark_paid(old["id"])
+    new = dataclasses.replace(
+        make_request(), reference="rf_1/newnewnewnew", idempotency_key="other-db:rf_1:a1"
+    )
+    state = sink.issue(new, None, lambda state: None)
+    assert fake.invoice_count("rf_1") == 2
+    assert (state.status, state.invoice_id) == (InvoiceStatus.OPEN, new_invoice_id(fake, old))
+
+
+def test_the_invoice_with_our_reference_is_adopted_after_a_lost_record(
+    fake: FakeStripe,
+) -> None:
+    sink = make_sink(fake)
+    request = dataclasses.replace(make_request(), reference="rf_1/0a1b2c3d4e5f")
+    first = sink.issue(request, None, lambda state: None)
+    again = sink.issue(request, None, lambda state: None)  # the engine lost every record
+    assert fake.invoice_count("rf_1") == 1
+    assert again.invoice_id == first.invoice_id
+
+
+def new_invoice_id(fake: FakeStripe, old: dict[str, Any]) -> str:
+    (new,) = [i for i in fake.invoices_for_refill("rf_1") if i["id"] != old["id"]]
+    return str(new["id"])

@@ -193,6 +193,50 @@ def test_lookup_by_reference_prevents_a_second_create() -> None:
     assert recorded == [final]
 
 
+OURS = "acme-retainer-1/0a1b2c3d4e5f"
+
+
+@pytest.mark.parametrize("theirs", ["acme-retainer-1/ffffffffffff", "acme-retainer-1"])
+@responses.activate(assert_all_requests_are_fired=True)
+def test_an_invoice_from_another_database_is_not_adopted(theirs: str) -> None:
+    # Refill ids restart at 1 in a new database; the old, paid invoice keeps its reference.
+    add_token()
+    old = fixture("invoices_found.json")
+    for invoice in old["Invoices"]:
+        invoice.update(Reference=theirs, Status="PAID", AmountDue=0, AmountPaid=2299)
+    responses.get(
+        f"{API}/Invoices",
+        json=old,
+        match=[matchers.query_param_matcher({"where": f'Reference=="{OURS}"'})],
+    )
+    responses.put(f"{API}/Invoices", body=(FIXTURES / "invoice_created.json").read_text())
+
+    final = make_sink().issue(make_request(reference=OURS), None, ignore)
+
+    put = responses.calls[2].request
+    assert put.body is not None
+    assert json.loads(put.body)["Invoices"][0]["Reference"] == OURS
+    assert (final.status, final.amount_paid_minor) == (InvoiceStatus.OPEN, 0)
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_the_invoice_with_our_reference_is_adopted() -> None:
+    add_token()
+    found = fixture("invoices_found.json")
+    for invoice in found["Invoices"]:
+        invoice["Reference"] = OURS
+    responses.get(
+        f"{API}/Invoices",
+        json=found,
+        match=[matchers.query_param_matcher({"where": f'Reference=="{OURS}"'})],
+    )
+
+    final = make_sink().issue(make_request(reference=OURS), None, ignore)
+
+    assert [c.request.method for c in responses.calls] == ["POST", "GET"]
+    assert final.invoice_id == INVOICE
+
+
 @responses.activate(assert_all_requests_are_fired=True)
 def test_recorded_invoice_is_read_not_recreated() -> None:
     add_token()
