@@ -2,5 +2,6 @@
 
 Each module implements a `sync.ports` protocol and imports only `sync.model`, `sync.settings` and
 `sync.ports` from the core. `http` is the one shared HTTP layer (timeouts, retries with
-Retry-After, error classification, redaction) every HTTP adapter is built on.
+Retry-After, error classification, redaction) every HTTP adapter is built on; its parts are
+`retries` (the one retry loop), `http_errors` (the status table), `auth` and `paging`.
 """

@@ -15,14 +15,15 @@ of subclassing anything. The client does four things and nothing else:
 * scrubs every secret it knows from every message and log line (`Redactor`), so a token never
   reaches a log, an exception or a metric (invariant I7).
 
-Paging lives in `connectors.paging`. Sleep, clock and jitter are injectable so tests never
-wait for real.
+The parts live apart so each reads on its own: the status table and error bodies in
+`connectors.http_errors`, the retry loop and `RetryPolicy` in `connectors.retries`, auth objects
+and the `Redactor` in `connectors.auth`, paging in `connectors.paging`. Their names are
+re-exported here, so `from connectors.http import ...` keeps working. Sleep, clock and jitter
+are injectable so tests never wait for real.
 """
 
 from __future__ import annotations
 
-import email.utils
-import enum
 import json
 import logging
 import random
@@ -36,17 +37,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import tenacity
 from requests.auth import AuthBase
 
 from connectors.auth import Redactor, SecretAuth
-from sync.ports import (
-    ConnectorError,
-    CredentialsRejected,
-    QuotaExhausted,
-    RequestRejected,
-    TemporaryFailure,
-)
+from connectors.http_errors import STATUS_TABLE as STATUS_TABLE
+from connectors.http_errors import HttpRejected as HttpRejected
+from connectors.http_errors import Outcome as Outcome
+from connectors.http_errors import api_message as api_message
+from connectors.http_errors import classify as classify
+from connectors.retries import RetryPolicy as RetryPolicy
+from connectors.retries import _QuotaWait, _Retryable, call_with_retries
+from connectors.retries import parse_retry_after as parse_retry_after
+from sync.ports import ConnectorError, CredentialsRejected, QuotaExhausted
 from sync.settings import Secret
 
 log = logging.getLogger(__name__)
@@ -63,112 +65,6 @@ def default_user_agent() -> str:
     return f"prepaid-sync/{version} (+{PROJECT_URL})"
 
 
-# --- classification -------------------------------------------------------------------------
-
-
-class Outcome(enum.Enum):
-    """What a response status means for the caller."""
-
-    OK = "ok"
-    RETRY = "retry"  # transient: 429, 5xx (and connection errors)
-    CREDENTIALS = "credentials"  # the operator must fix a setting
-    QUOTA = "quota"  # a quota is used up until a reset time
-    REJECTED = "rejected"  # the request itself is wrong; retrying cannot help
-
-
-# Statuses not listed fall back by class: 2xx OK, 5xx RETRY, everything else REJECTED. 402 is
-# REJECTED by default (Stripe uses it for card errors); Toggl maps it to QUOTA per client.
-STATUS_TABLE: Mapping[int, Outcome] = {
-    401: Outcome.CREDENTIALS,
-    403: Outcome.CREDENTIALS,
-    408: Outcome.RETRY,
-    429: Outcome.RETRY,
-}
-
-
-def classify(status: int, overrides: Mapping[int, Outcome] | None = None) -> Outcome:
-    """The outcome of an HTTP status: `overrides`, then `STATUS_TABLE`, then the status class."""
-    if overrides and status in overrides:
-        return overrides[status]
-    if status in STATUS_TABLE:
-        return STATUS_TABLE[status]
-    if 200 <= status < 300:
-        return Outcome.OK
-    if status >= 500:
-        return Outcome.RETRY
-    return Outcome.REJECTED
-
-
-class HttpRejected(RequestRejected):
-    """A `RequestRejected` that keeps the status and the API's own message (a sink treats a 404
-    on an invoice it looks up differently from a validation error).
-    """
-
-    def __init__(self, message: str, *, status: int, api_message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.api_message = api_message
-
-
-def api_message(response: requests.Response, limit: int = 300) -> str:
-    """The service's own explanation from an error body, whatever shape the vendor uses.
-
-    Tried in order: `message`/`Message`, `error_description`, `error` (a string or an object
-    with `message`), `detail`, QuickBooks' `Fault.Error[0]`, Xero's `Elements[].ValidationErrors`;
-    otherwise the body text, truncated.
-    """
-    text = response.text or ""
-    try:
-        body = json.loads(text, parse_float=Decimal)
-    except ValueError:
-        body = None
-    found: str | None = None
-    if isinstance(body, str):
-        found = body
-    elif isinstance(body, dict):
-        for key in ("message", "Message", "error_description", "error", "detail", "Detail"):
-            value = body.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value.get("Message")
-            if isinstance(value, str) and value:
-                found = value
-                break
-        fault = body.get("Fault")
-        if found is None and isinstance(fault, dict) and fault.get("Error"):
-            first = fault["Error"][0]
-            found = " ".join(str(first.get(k, "")) for k in ("Message", "Detail")).strip()
-        for element in body.get("Elements") or []:
-            errors = element.get("ValidationErrors") if isinstance(element, dict) else None
-            if errors:
-                found = "; ".join(str(e.get("Message", "")) for e in errors)
-                break
-    message = (found if found is not None else text).strip().replace("\n", " ")
-    return message[:limit] + ("..." if len(message) > limit else "")
-
-
-# --- retry policy ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How long to keep trying a transient failure.
-
-    `attempts` counts the first try. Backoff is `initial * 2**n`, capped at `max_backoff`, with
-    up to `jitter` (a fraction) added at random so replicas do not retry in step. `Retry-After`
-    is honoured as given; when it asks for more than `max_retry_after` the call gives up at once
-    (sleeping through a long ban would block the whole run). No retry starts once `total`
-    seconds would be exceeded. A quota reset (402) no longer than `quota_wait` is waited out once.
-    """
-
-    attempts: int = 5
-    initial: float = 1.0
-    max_backoff: float = 30.0
-    jitter: float = 0.25
-    max_retry_after: float = 120.0
-    total: float = 300.0
-    quota_wait: float = 60.0
-
-
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds to connect, and to wait for each read."""
@@ -177,41 +73,11 @@ class Timeouts:
     read: float = 60.0
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """`Retry-After` as seconds to wait: an integer, or an HTTP date relative to `now` (epoch)."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now)
-
-
-class _Retryable(Exception):
-    """An attempt that may be retried; carries what the wait and the final error need."""
-
-    def __init__(self, detail: str, kind: str, *, delay: float | None = None) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.kind = kind
-        self.delay = delay  # what the server asked for (Retry-After), if anything
-
-
-class _QuotaWait(_Retryable):
-    """A 402 whose quota resets soon enough to wait for it (once)."""
-
-    def __init__(self, detail: str, resets_in: int) -> None:
-        super().__init__(detail, "quota", delay=float(resets_in))
-        self.resets_in = resets_in
-
-
 # --- the client -----------------------------------------------------------------------------
+
+
+# One shared default, as a default argument is evaluated once anyway (RetryPolicy is frozen).
+_DEFAULT_RETRY_POLICY = RetryPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +109,7 @@ class HttpClient:
         user_agent: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: Timeouts = Timeouts(),
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = _DEFAULT_RETRY_POLICY,
         secrets: Iterable[str | Secret] = (),
         status_overrides: Mapping[int, Outcome] | None = None,
         quota_reset_header: str = "X-Toggl-Quota-Resets-In",
@@ -464,68 +330,15 @@ class HttpClient:
     def _with_retries(
         self, method: str, url: str, attempt: Callable[[], requests.Response]
     ) -> requests.Response:
-        policy = self.retry
-        started = self._clock()
-        quota_waits = 0
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            exc = _exception(state)
-            if exc.delay is not None:
-                return exc.delay
-            backoff = min(policy.max_backoff, policy.initial * 2.0 ** (state.attempt_number - 1))
-            return min(policy.max_backoff, backoff * (1 + policy.jitter * self._jitter()))
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            nonlocal quota_waits
-            exc = _exception(state)
-            if isinstance(exc, _QuotaWait):
-                quota_waits += 1
-                return quota_waits > 1
-            if exc.delay is not None and exc.delay > policy.max_retry_after:
-                return True
-            elapsed = self._clock() - started
-            return (
-                state.attempt_number >= policy.attempts
-                or elapsed + state.upcoming_sleep > policy.total
-            )
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            log.info(
-                "%s: %s; retrying in %.1f s (attempt %d of %d)",
-                self.name,
-                _exception(state).detail,
-                state.upcoming_sleep,
-                state.attempt_number + 1,
-                policy.attempts,
-            )
-
-        retrying = tenacity.Retrying(
+        return call_with_retries(
+            attempt,
+            name=self.name,
+            policy=self.retry,
+            redact=self.redact,
             sleep=self._sleep,
-            stop=stop,
-            wait=wait,
-            retry=tenacity.retry_if_exception_type(_Retryable),
-            before_sleep=before_sleep,
-            reraise=True,
+            clock=self._clock,
+            jitter=self._jitter,
         )
-        try:
-            return retrying(attempt)
-        except _QuotaWait as exc:
-            message = f"{self.name}: {exc.detail}, still exhausted after waiting {exc.resets_in} s"
-            raise QuotaExhausted(self.redact(message), resets_in=exc.resets_in) from None
-        except _Retryable as exc:
-            tries = retrying.statistics.get("attempt_number", 1)
-            hint = ""
-            if exc.delay is not None and exc.delay > policy.max_retry_after:
-                hint = f" (server asked to wait {exc.delay:.0f} s)"
-            message = f"{self.name}: {exc.detail}: gave up after {tries} attempt(s){hint}"
-            raise TemporaryFailure(self.redact(message), kind=exc.kind) from None
-
-
-def _exception(state: tenacity.RetryCallState) -> _Retryable:
-    assert state.outcome is not None
-    exc = state.outcome.exception()
-    assert isinstance(exc, _Retryable)
-    return exc
 
 
 def _int_header(value: str | None) -> int | None:

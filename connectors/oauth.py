@@ -22,7 +22,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from connectors.auth import BasicAuth, BearerAuth
-from connectors.http import HttpClient, HttpRejected
+from connectors.http import HttpClient
+from connectors.http_errors import HttpRejected
 from sync.ports import ConnectorError, CredentialsRejected, CredentialStore
 from sync.settings import QuickBooksSettings, Secret, XeroSettings
 

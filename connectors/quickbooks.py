@@ -26,7 +26,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.http import HttpClient, HttpRejected
+from connectors.http import HttpClient
+from connectors.http_errors import HttpRejected
 from connectors.oauth import oauth_clients
 from sync.model import from_minor, is_known_currency, to_minor
 from sync.ports import (

@@ -17,7 +17,8 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.auth import BasicAuth
-from connectors.http import HttpClient, Outcome
+from connectors.http import HttpClient
+from connectors.http_errors import Outcome
 from connectors.paging import HeaderRowPaginator, PageNumberPaginator, PageRequest, paginate
 from connectors.projects import ProjectDirectory, ProjectInfo, ProjectListing, load_projects
 from connectors.records import (

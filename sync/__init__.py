@@ -2,10 +2,11 @@
 
 Vocabulary: `model` (TimeEntry, Amount, statuses, exact money in integer minor units, hours in
 seconds), `settings` (the validated config as frozen records) and `config` (the YAML loader that
-builds them, with `config_values` reading single values). Pure decisions: `rules` routes and
-values entries, no I/O. Boundaries: `ports` defines the source and sink interfaces the adapters
-in `connectors/` implement; `wiring` builds those adapters from settings and is the one module
-here that imports `connectors`.
+builds them: `config_fields` reads one field and collects errors, `config_values` converts
+single values, `config_connectors` and `config_customers` read those sections). Pure decisions:
+`rules` routes and values entries, no I/O. Boundaries: `ports` defines the source and sink
+interfaces the adapters in `connectors/` implement; `wiring` builds those adapters from settings
+and is the one module here that imports `connectors`.
 
 The store: `schema` (tables), `ledger` (connections, transactions, leases, balances; Alembic
 revisions in `migrations/`). The work: `engine` runs one sync of a source page by page (fetch ->
