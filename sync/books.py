@@ -24,6 +24,7 @@ from sync.ledger import (
     insert_postings,
     lock_books,
     posting_count,
+    posting_row,
     set_meta,
     stray_units,
     utcnow,
@@ -106,7 +107,7 @@ def _post_openings(conn: Connection, settings: Settings, now: dt.datetime) -> No
             insert_postings(
                 conn,
                 [
-                    _posting(
+                    posting_row(
                         key=f"opening:{customer.id}:{budget.id}:{len(rows) + 1}",
                         customer=customer.id,
                         budget=budget.id,
@@ -216,7 +217,7 @@ def topup(
         prefix = f"topup:{customer.id}:{budget.id}:"
         key = f"{prefix}{posting_count(conn, prefix) + 1}"
         reason = f"top-up of {format_amount(minor, unit)} recorded by the operator"
-        row = _posting(
+        row = posting_row(
             key=key,
             customer=customer.id,
             budget=budget.id,
@@ -229,35 +230,3 @@ def topup(
         )
         insert_postings(conn, [row])
     return row
-
-
-def _posting(
-    *,
-    key: str,
-    customer: str,
-    budget: str,
-    kind: str,
-    amount: int,
-    unit: str,
-    now: dt.datetime,
-    reason: str,
-    note: str | None = None,
-    refill_id: str | None = None,
-) -> dict[str, object]:
-    return {
-        "key": key,
-        "customer_id": customer,
-        "budget_id": budget,
-        "kind": kind,
-        "amount_minor": amount,
-        "unit": unit,
-        "entry_id": None,
-        "entry_version": None,
-        "rule": None,
-        "refill_id": refill_id,
-        "work_date": now.date(),
-        "recorded_at": now,
-        "run_id": None,
-        "reason": reason,
-        "note": note,
-    }

@@ -469,6 +469,34 @@ class DatabaseCredentialStore:
             )
 
 
-def row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A result row as a plain dict."""
-    return dict(row)
+def posting_row(
+    *,
+    key: str,
+    customer: str,
+    budget: str,
+    kind: str,
+    amount: int,
+    unit: str,
+    now: dt.datetime,
+    reason: str,
+    note: str | None = None,
+    refill_id: str | None = None,
+) -> dict[str, object]:
+    """A posting that belongs to no entry (opening, top-up, refill credit), as a row."""
+    return {
+        "key": key,
+        "customer_id": customer,
+        "budget_id": budget,
+        "kind": kind,
+        "amount_minor": amount,
+        "unit": unit,
+        "entry_id": None,
+        "entry_version": None,
+        "rule": None,
+        "refill_id": refill_id,
+        "work_date": now.date(),
+        "recorded_at": now,
+        "run_id": None,
+        "reason": reason,
+        "note": note,
+    }

@@ -261,6 +261,3 @@ class CredentialStore(Protocol):
     def save(self, name: str, value: str) -> None:
         """Persist (and commit) at once; never logged."""
         ...
-
-
-ProgressCallback = Callable[[int], None]

@@ -23,9 +23,16 @@ from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
 from sync import schema
-from sync.books import _posting, budget_unit
+from sync.books import budget_unit
 from sync.crash import crash_point
-from sync.ledger import Ledger, budget_balance, insert_postings, installation_id, posting_exists
+from sync.ledger import (
+    Ledger,
+    budget_balance,
+    insert_postings,
+    installation_id,
+    posting_exists,
+    posting_row,
+)
 from sync.ledger import utcnow as _utcnow
 from sync.model import HOUR_UNIT, PostingKind, RefillStatus, format_amount, from_minor, to_minor
 from sync.ports import (
@@ -374,7 +381,7 @@ class RefillService:
             f"refill {refill_id} {why}{invoice}:"
             f" {format_amount(int(row.invoice_amount_minor), row.currency)} {row.currency}"
         )
-        posting = _posting(
+        posting = posting_row(
             key=key,
             customer=row.customer_id,
             budget=row.budget_id,
@@ -401,7 +408,7 @@ class RefillService:
         insert_postings(
             conn,
             [
-                _posting(
+                posting_row(
                     key=key,
                     customer=row.customer_id,
                     budget=row.budget_id,
@@ -419,9 +426,8 @@ class RefillService:
         with self.ledger.begin() as conn:
             row = conn.execute(select(R).where(R.c.id == refill_id)).one()
             attempt = int(row.attempt) + 1
-            unit = budget_unit(customer, budget)
-            invoice = _invoice_terms(customer, budget, int(row.amount_minor)) if unit else None
-            assert invoice is not None and customer.invoice_to is not None
+            invoice = _invoice_terms(customer, budget, int(row.amount_minor))
+            assert customer.invoice_to is not None
             conn.execute(
                 R.update()
                 .where(R.c.id == refill_id)
