@@ -44,7 +44,7 @@ from sync.model import InvalidRecord, TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page
 from sync.settings import CsvSettings
 
-PAGE_SIZE = 2000
+PAGE_SIZE = 5000
 _SEP = "\x1f"  # joins hashed fields: a control character nobody types into a cell
 
 

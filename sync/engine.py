@@ -15,28 +15,32 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select
 
 from sync import schema
 from sync.crash import crash_point
-from sync.ledger import Ledger, bulk_insert, utcnow
+from sync.ledger import Ledger, insert_values, utcnow
 from sync.model import EntryStatus, InvalidRecord, TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.posting import (
+    ASSESSMENT_COLUMNS,
+    ENTRY_COLUMNS,
     Assessed,
     assessment_columns,
+    assessment_values,
     chunks,
     decision_for,
     entry_columns,
     entry_from_row,
+    entry_values,
     post_assessments,
 )
-from sync.prefetch import read_ahead
 from sync.rules import Assessment, Pricer
 from sync.settings import SourceSettings
 
@@ -45,10 +49,21 @@ log = logging.getLogger(__name__)
 E = schema.entries
 IR = schema.invalid_records
 LEASE_TTL = dt.timedelta(minutes=10)
+# Renewing the lease is a commit of its own; once a minute keeps it far from expiring.
+LEASE_RENEW_SECONDS = 60.0
 # The deletion guard: refuse when a re-read would reverse more than this many entries AND
 # more than this share of what the ledger knows in the window.
 GUARD_MIN_ENTRIES = 10
 GUARD_SHARE = 0.5
+# What a new entry's row holds, in the order `_write_entries` builds it.
+_INSERT_COLUMNS = (
+    *ENTRY_COLUMNS,
+    *ASSESSMENT_COLUMNS,
+    "updated_at",
+    "first_seen_at",
+    "seen_run",
+    "decision",
+)
 
 
 def process_holder() -> str:
@@ -164,8 +179,9 @@ class SyncEngine:
         window = self._window(settings, now, last_reconciled, since=since, full=full)
         request = FetchRequest(cursor=cursor, window=window, now=now)
         reconciled = False
+        lease, renewed = f"source:{settings.name}", time.monotonic()
         try:
-            for page in read_ahead(source.fetch(request), name=f"fetch {settings.name}"):
+            for page in source.fetch(request):
                 with self.ledger.begin() as conn:
                     self._apply_page(conn, settings.name, page, state)
                     if page.snapshot is not None and page.snapshot_complete:
@@ -175,7 +191,9 @@ class SyncEngine:
                         reconciled = True
                     crash_point("before_page_commit")
                 crash_point("after_page_commit")
-                self.ledger.acquire_lease(f"source:{settings.name}", self.holder, LEASE_TTL)
+                if time.monotonic() - renewed > LEASE_RENEW_SECONDS:
+                    self.ledger.acquire_lease(lease, self.holder, LEASE_TTL)
+                    renewed = time.monotonic()
                 if progress is not None:
                     progress(len(page.entries) + len(page.invalid))
         except ConnectorError as exc:
@@ -265,7 +283,7 @@ class SyncEngine:
             latest[entry.external_id] = entry
         existing = self._existing(conn, source, list(latest))
         seen_unchanged: list[int] = []
-        inserts: list[tuple[TimeEntry, Assessment, dict[str, Any]]] = []
+        inserts: list[tuple[TimeEntry, Assessment]] = []
         updates: list[tuple[int, TimeEntry, Assessment, dict[str, Any]]] = []
         for external_id, entry in latest.items():
             row = existing.get(external_id)
@@ -275,20 +293,21 @@ class SyncEngine:
                 continue
             decision = decision_for(row, entry.version)
             assessment = self.pricer.assess(entry, decision)
-            values = {**entry_columns(entry), **assessment_columns(assessment), "updated_at": now}
-            if page.snapshot is not None:
-                values["seen_run"] = state.run_id
             self._count(summary, assessment.status)
             if row is None:
                 summary.new += 1
-                inserts.append((entry, assessment, values))
+                inserts.append((entry, assessment))
+                continue
+            if entry.deleted:
+                summary.deleted += 1
             else:
-                if entry.deleted:
-                    summary.deleted += 1
-                else:
-                    summary.changed += 1
-                updates.append((int(row.id), entry, assessment, values))
-        assessed = self._write_entries(conn, inserts, updates)
+                summary.changed += 1
+            values = {**entry_columns(entry), **assessment_columns(assessment), "updated_at": now}
+            if page.snapshot is not None:
+                values["seen_run"] = state.run_id
+            updates.append((int(row.id), entry, assessment, values))
+        seen_run = state.run_id if page.snapshot is not None else None
+        assessed = self._write_entries(conn, inserts, updates, seen_run)
         summary.postings += post_assessments(
             conn, assessed, run_id=state.run_id, now=now, update_entries=False
         )
@@ -326,19 +345,19 @@ class SyncEngine:
     def _write_entries(
         self,
         conn: Connection,
-        inserts: list[tuple[TimeEntry, Assessment, dict[str, Any]]],
+        inserts: list[tuple[TimeEntry, Assessment]],
         updates: list[tuple[int, TimeEntry, Assessment, dict[str, Any]]],
+        seen_run: int | None,
     ) -> list[Assessed]:
         """Insert new entries and update changed ones in bulk; return them with their ids."""
         assessed: list[Assessed] = []
         if inserts:
             now = self.clock()
-            rows = [
-                {"decision": None, "seen_run": None, **values, "first_seen_at": now}
-                for _, _, values in inserts
-            ]
-            ids = self._insert_entries(conn, rows)
-            for (entry, assessment, _), entry_id in zip(inserts, ids, strict=True):
+            # updated_at, first_seen_at, seen_run, decision: the same for every new entry
+            tail = (now, now, seen_run, None)
+            rows = [entry_values(entry) + assessment_values(a) + tail for entry, a in inserts]
+            ids = self._insert_entries(conn, inserts, rows)
+            for (entry, assessment), entry_id in zip(inserts, ids, strict=True):
                 assessed.append(Assessed(entry_id, entry, assessment, new=True))
         if updates:
             names = sorted(updates[0][3])
@@ -355,7 +374,12 @@ class SyncEngine:
             assessed.extend(Assessed(eid, entry, a) for eid, entry, a, _ in updates)
         return assessed
 
-    def _insert_entries(self, conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    def _insert_entries(
+        self,
+        conn: Connection,
+        inserts: list[tuple[TimeEntry, Assessment]],
+        rows: list[tuple[Any, ...]],
+    ) -> list[int]:
         """Insert new entries and return their ids in order.
 
         On SQLite the write lock is ours (BEGIN IMMEDIATE) and a rowid table numbers new rows
@@ -364,13 +388,14 @@ class SyncEngine:
         before = None
         if conn.dialect.name == "sqlite":
             before = int(conn.execute(select(func.coalesce(func.max(E.c.id), 0))).scalar_one())
-        bulk_insert(conn, E, rows)
+        insert_values(conn, E, _INSERT_COLUMNS, rows)
         if before is not None:
             after = int(conn.execute(select(func.max(E.c.id))).scalar_one())
             if after - before == len(rows):
                 return list(range(before + 1, after + 1))
-        found = self._existing(conn, rows[0]["source"], [row["external_id"] for row in rows])
-        return [int(found[row["external_id"]].id) for row in rows]
+        source = inserts[0][0].source
+        found = self._existing(conn, source, [entry.external_id for entry, _ in inserts])
+        return [int(found[entry.external_id].id) for entry, _ in inserts]
 
     @staticmethod
     def _count(summary: RunSummary, status: str) -> None:
@@ -463,9 +488,15 @@ class SyncEngine:
                 " record without a readable date was invalid; fix it and sync again"
             )
             return
-        known = int(conn.execute(select(func.count()).where(in_window)).scalar_one())
         not_seen = or_(E.c.seen_run.is_(None), E.c.seen_run != state.run_id)
-        rows = conn.execute(select(E).where(and_(in_window, not_seen))).all()
+        # One pass over the window counts both; the rows are read only when some were missed.
+        known, missed = conn.execute(
+            select(func.count(), func.coalesce(func.sum(case((not_seen, 1), else_=0)), 0)).where(
+                in_window
+            )
+        ).one()
+        known = int(known)
+        rows = conn.execute(select(E).where(and_(in_window, not_seen))).all() if missed else []
         vanished = [row for row in rows if row.spent_date not in state.protected_dates]
         if len(vanished) > GUARD_MIN_ENTRIES and len(vanished) > known * GUARD_SHARE:
             summary.warnings.append(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import operator
 import os
 import secrets
 import socket
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -260,9 +262,15 @@ def _configure_sqlite(engine: Engine, *, begin: str) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA busy_timeout=30000")
+        # A new file gets 16 KiB pages (a no-op for an existing one): a quarter of the page
+        # reads, writes and splits of the 4 KiB default when a sync appends thousands of rows.
+        cursor.execute("PRAGMA page_size=16384")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # 16 MB of page cache (the default is 2 MB): a sync's index pages stay in memory
+        # instead of being read back from the file for every row.
+        cursor.execute("PRAGMA cache_size=-16384")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -308,41 +316,49 @@ def installation_id(conn: Connection) -> str:
 # --- postings and balances ----------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _sqlite_stamp(value: dt.datetime) -> str:
+    """A datetime as SQLite columns store it, exactly as `schema.UTCDateTime` does through
+    SQLAlchemy: naive UTC text with microseconds ("2026-11-27 09:30:00.000000"). Cached: the
+    rows of one page share their time stamps.
+    """
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.isoformat(" ", "microseconds")
+
+
+# Rows that `bulk_insert` hands straight to the driver carry datetimes and dates; the driver
+# converts them in C through these, so the hot path needs no per-row conversion. They store
+# what SQLAlchemy stores (and replace the driver's defaults, deprecated since Python 3.12).
+# SQLAlchemy's own statements convert before the driver, so they never reach these.
+sqlite3.register_adapter(dt.datetime, _sqlite_stamp)
+sqlite3.register_adapter(dt.date, functools.lru_cache(maxsize=4096)(dt.date.isoformat))
+
+
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many rows straight through the driver's executemany.
+    """Insert many rows (dicts with the same keys) straight through the driver."""
+    if rows:
+        names = list(rows[0])
+        if len(names) == 1:
+            insert_values(conn, table, names, [(row[names[0]],) for row in rows])
+        else:
+            insert_values(conn, table, names, list(map(operator.itemgetter(*names), rows)))
+
+
+def insert_values(
+    conn: Connection, table: Table, names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert many rows, each a tuple of values for `names`, through the driver's executemany.
 
     The hot path of a sync writes tens of thousands of rows; SQLAlchemy's per-row parameter
-    processing costs more than the database itself there. Every row must have the same keys.
-    Datetimes are handed over as the dialect stores them (naive UTC for SQLite, as
-    `schema.UTCDateTime` does).
+    processing costs more than the database itself there. Aware datetimes are stored as the
+    dialect stores them (naive UTC text for SQLite, as `schema.UTCDateTime` does).
     """
     if not rows:
         return
-    names = list(rows[0])
-    sqlite_dialect = conn.dialect.name == "sqlite"
-    mark = "?" if sqlite_dialect else "%s"
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(mark for _ in names)})"
-    getter = operator.itemgetter(*names)
-    stamps = [
-        i for i, name in enumerate(names) if isinstance(table.c[name].type, schema.UTCDateTime)
-    ]
-    if len(names) == 1 or not (sqlite_dialect and stamps):
-        params: list[Any] = [getter(row) if len(names) > 1 else (row[names[0]],) for row in rows]
-    else:
-        seen: dict[dt.datetime, str] = {}
-        params = []
-        for row in rows:
-            values = list(getter(row))
-            for i in stamps:
-                stamp = values[i]
-                if stamp is not None:
-                    text = seen.get(stamp)
-                    if text is None:
-                        naive = stamp.astimezone(dt.UTC).replace(tzinfo=None)
-                        text = seen[stamp] = naive.isoformat(" ", "microseconds")
-                    values[i] = text
-            params.append(tuple(values))
-    conn.exec_driver_sql(sql, params)
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def insert_postings(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

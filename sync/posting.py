@@ -49,47 +49,65 @@ class Assessed:
     new: bool = False  # just inserted: it has no postings yet
 
 
+# The `entries` columns that hold the tracker's data for one version, in `entry_values` order.
+ENTRY_COLUMNS = (
+    "source", "external_id", "version", "spent_date", "seconds", "billable", "start_at",
+    "stop_at", "running", "deleted", "user_id", "user_name", "client_id", "client_name",
+    "project_id", "project_name", "task_id", "task_name", "tags", "description", "rate",
+    "rate_currency", "raw",
+)  # fmt: skip
+
+# The `entries` columns that cache the latest assessment for listings, in
+# `assessment_values` order; the money truth is always the postings.
+ASSESSMENT_COLUMNS = (
+    "status", "reason", "customer_id", "budget_id", "unit", "amount_minor", "rule",
+)  # fmt: skip
+
+
+def entry_values(entry: TimeEntry) -> tuple[Any, ...]:
+    """The values of `ENTRY_COLUMNS` for this version (a tuple: a sync inserts thousands)."""
+    return (
+        entry.source,
+        entry.external_id,
+        entry.version,
+        entry.spent_date,
+        entry.seconds,
+        entry.billable,
+        entry.start,
+        entry.stop,
+        entry.running,
+        entry.deleted,
+        entry.user_id,
+        entry.user_name,
+        entry.client_id,
+        entry.client_name,
+        entry.project_id,
+        entry.project_name,
+        entry.task_id,
+        entry.task_name,
+        _ENCODE(list(entry.tags)) if entry.tags else "[]",
+        entry.description,
+        None if entry.rate is None else str(entry.rate),
+        entry.rate_currency,
+        _ENCODE(entry.raw),
+    )
+
+
 def entry_columns(entry: TimeEntry) -> dict[str, Any]:
-    """The `entries` columns that hold the tracker's data for this version."""
-    return {
-        "source": entry.source,
-        "external_id": entry.external_id,
-        "version": entry.version,
-        "spent_date": entry.spent_date,
-        "seconds": entry.seconds,
-        "billable": entry.billable,
-        "start_at": entry.start,
-        "stop_at": entry.stop,
-        "running": entry.running,
-        "deleted": entry.deleted,
-        "user_id": entry.user_id,
-        "user_name": entry.user_name,
-        "client_id": entry.client_id,
-        "client_name": entry.client_name,
-        "project_id": entry.project_id,
-        "project_name": entry.project_name,
-        "task_id": entry.task_id,
-        "task_name": entry.task_name,
-        "tags": _ENCODE(list(entry.tags)) if entry.tags else "[]",
-        "description": entry.description,
-        "rate": None if entry.rate is None else str(entry.rate),
-        "rate_currency": entry.rate_currency,
-        "raw": _ENCODE(entry.raw),
-    }
+    """`entry_values` by column name."""
+    return dict(zip(ENTRY_COLUMNS, entry_values(entry), strict=True))
+
+
+def assessment_values(a: Assessment) -> tuple[Any, ...]:
+    """The values of `ASSESSMENT_COLUMNS` for an assessment."""
+    # a pending entry shows what it will cost once approved; only postings carry money
+    amount = a.amount_minor or a.pending_amount_minor
+    return (a.status, a.reason, a.customer_id, a.budget_id, a.unit, amount, a.rule)
 
 
 def assessment_columns(a: Assessment) -> dict[str, Any]:
-    """The `entries` columns that cache the latest assessment for listings."""
-    return {
-        "status": a.status,
-        "reason": a.reason,
-        "customer_id": a.customer_id,
-        "budget_id": a.budget_id,
-        "unit": a.unit,
-        # a pending entry shows what it will cost once approved; only postings carry money
-        "amount_minor": a.amount_minor or a.pending_amount_minor,
-        "rule": a.rule,
-    }
+    """`assessment_values` by column name."""
+    return dict(zip(ASSESSMENT_COLUMNS, assessment_values(a), strict=True))
 
 
 def entry_from_row(row: Row[Any]) -> TimeEntry:
@@ -180,24 +198,13 @@ def post_assessments(
         stmt = (
             E.update()
             .where(E.c.id == bindparam("_id"))
-            .values({name: bindparam(name) for name in _ASSESSMENT_COLUMNS})
+            .values({name: bindparam(name) for name in ASSESSMENT_COLUMNS})
         )
         conn.execute(
             stmt,
             [{"_id": item.entry_id, **assessment_columns(item.assessment)} for item in items],
         )
     return len(rows)
-
-
-_ASSESSMENT_COLUMNS = (
-    "status",
-    "reason",
-    "customer_id",
-    "budget_id",
-    "unit",
-    "amount_minor",
-    "rule",
-)
 
 
 def _deltas(

@@ -513,6 +513,7 @@ class Pricer:
         # A sync sees the same few client/project/user combinations over and over; caching
         # the verdict per combination keeps `assess` flat however many rules the config has.
         self._cache: dict[tuple[object, ...], _Verdict | None] = {}
+        self._unrouted_reasons: dict[tuple[object, ...], str] = {}
 
     def _verdict(self, entry: TimeEntry) -> _Verdict | None:
         key = _routing_key(entry)
@@ -530,6 +531,20 @@ class Pricer:
         self._cache[key] = verdict
         return verdict
 
+    def _unrouted(self, entry: TimeEntry) -> str:
+        """Why no rule took the entry; cached like verdicts, as unrouted work repeats too."""
+        key = _routing_key(entry)
+        reason = self._unrouted_reasons.get(key)
+        if reason is None:
+            if entry.source in self._by_source:
+                reason = f"no match rule for source {entry.source} ({_describe(entry)})"
+            else:
+                reason = f"no match rule for source {entry.source} (no rule names this source)"
+            if len(self._unrouted_reasons) >= _CACHE_LIMIT:
+                self._unrouted_reasons.clear()
+            self._unrouted_reasons[key] = reason
+        return reason
+
     def route(self, entry: TimeEntry) -> Route | None:
         """The customer, budget and rule the entry belongs to, or None when no rule matches."""
         verdict = self._verdict(entry)
@@ -546,11 +561,7 @@ class Pricer:
         if verdict is None:
             if entry.deleted:
                 return _not_charged(entry, EntryStatus.DELETED, None, None, "deleted in source")
-            if entry.source in self._by_source:
-                reason = f"no match rule for source {entry.source} ({_describe(entry)})"
-            else:
-                reason = f"no match rule for source {entry.source} (no rule names this source)"
-            return _not_charged(entry, EntryStatus.UNROUTED, None, None, reason)
+            return _not_charged(entry, EntryStatus.UNROUTED, None, None, self._unrouted(entry))
 
         plan = verdict.plan
         budget = plan.budget

@@ -18,13 +18,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
 from sync.app import App
 from sync.ledger import utcnow
-from sync.metrics import ServiceMetrics
 from sync.scheduler import (
     ENV_REFILL_SECONDS,
     ENV_SCHEDULE_SECONDS,
@@ -35,7 +34,9 @@ from sync.scheduler import (
 from sync.settings import Settings
 from sync.statement import build_statement, load_rows
 from sync.statement_formats import FORMATS, render
-from sync.web import WebApp
+
+if TYPE_CHECKING:  # the HTTP side loads only for `serve`, keeping every other command quick
+    from sync.web import WebApp
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -172,6 +173,9 @@ def _serve(settings: Settings, options: ScheduleOptions) -> int:
     signal.signal(signal.SIGINT, on_signal)
     app = App(settings)
     app.prepare()  # replicas starting together queue on the books lock
+    from sync.metrics import ServiceMetrics
+    from sync.web import WebApp
+
     metrics = ServiceMetrics()
     scheduler = ServiceScheduler(app, metrics, options)
     web = WebApp(app, metrics=metrics, refills=lambda: scheduler.refill_service)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from connectors.csv_export import PAGE_SIZE as CSV_PAGE_SIZE
 from sync import schema
 from sync.ledger import Ledger, balances
 from tests.test_cli_e2e import copy_story, run, run_json
@@ -93,7 +94,7 @@ def test_multi_page_sync_killed_between_pages(tmp_path: Path, sqlite_url: str) -
     lines = csv_path.read_text().splitlines()
     extra = [
         f"x{i},2026-11-20T10:00:00Z,2026-11-{1 + i % 25:02d},,,0.25,Eve,Initech,Ops,Support,,true,n"
-        for i in range(4500)
+        for i in range(2 * CSV_PAGE_SIZE + 500)
     ]
     csv_path.write_text("\n".join(lines + extra) + "\n")
     killed = run(config, "sync", env={CRASH: "after_page_commit:2"})
@@ -101,13 +102,13 @@ def test_multi_page_sync_killed_between_pages(tmp_path: Path, sqlite_url: str) -
     ledger = Ledger(sqlite_url)
     with ledger.read() as conn:
         stored = conn.execute(select(func.count()).select_from(schema.entries)).scalar_one()
-    assert stored == 4000  # two pages of 2000 committed, the third never started
+    assert stored == 2 * CSV_PAGE_SIZE  # two pages committed, the third never started
     rerun = run(config, "sync")
     assert rerun.returncode == 0, rerun.stderr
     with ledger.read() as conn:
         stored = conn.execute(select(func.count()).select_from(schema.entries)).scalar_one()
     ledger.dispose()
-    assert stored == 4511
+    assert stored == len(lines) - 1 + len(extra)  # the story's rows (less the header) and ours
     check_story_invariants(config, sqlite_url)
     invoice = json.loads((tmp_path / "outbox" / "acme-retainer-1.json").read_text())
     assert invoice["amount_minor"] == 200000
