@@ -10,10 +10,10 @@ and is the one module here that imports `connectors`.
 
 The store: `schema` (tables), `ledger` (connections, transactions, leases, balances; Alembic
 revisions in `migrations/`). The work: `engine` runs one sync of a source page by page (fetch ->
-store -> post), reading one page ahead through `prefetch`; `posting` is the delta rule every
-change of cost goes through; `books` keeps openings, re-valuation, review decisions and top-ups
-in step with the config; `refill` is the threshold policy and the intent -> invoice -> credit
-state machine; `crash` holds the named crash points the crash tests arm.
+store -> post), reading a tracker one page ahead through `prefetch`; `posting` is the delta rule
+every change of cost goes through; `books` keeps openings, re-valuation, review decisions and
+top-ups in step with the config; `refill` is the threshold policy and the intent -> invoice ->
+credit state machine; `crash` holds the named crash points the crash tests arm.
 
 Faces: `app` wires one config into a ledger, rules and adapters; `cli` parses the `prepaid`
 command and `commands` runs it; `reports` are the read-only views they print; `logs` makes JSON

@@ -41,8 +41,9 @@ from sync.posting import (
     entry_values,
     post_assessments,
 )
+from sync.prefetch import read_ahead
 from sync.rules import Assessment, Pricer
-from sync.settings import SourceSettings
+from sync.settings import CsvSettings, SourceSettings
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,12 @@ class SyncEngine:
         reconciled = False
         lease, renewed = f"source:{settings.name}", time.monotonic()
         try:
-            for page in source.fetch(request):
+            pages = source.fetch(request)
+            if not isinstance(settings, CsvSettings):
+                # A tracker's next page downloads while this one is stored. A local file
+                # gains nothing: parsing it competes with storing for the same interpreter.
+                pages = read_ahead(pages, name=f"fetch {settings.name}")
+            for page in pages:
                 with self.ledger.begin() as conn:
                     self._apply_page(conn, settings.name, page, state)
                     if page.snapshot is not None and page.snapshot_complete:

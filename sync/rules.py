@@ -22,6 +22,7 @@ Speed: the engine assesses every fetched entry, so rules are indexed by their id
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -450,9 +451,11 @@ def _routing_key(entry: TimeEntry) -> tuple[object, ...]:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def _hours(seconds: int) -> str:
     """Hours exactly as `format_amount(seconds, HOUR_UNIT)` shows them (two decimals for a
-    multiple of 36 s, else six), in integer arithmetic because it runs on every entry.
+    multiple of 36 s, else six), in integer arithmetic and cached: it runs twice for every
+    entry, and durations repeat.
     """
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
