@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -146,21 +146,23 @@ class Ledger:
     # --- migrations ------------------------------------------------------------------------
 
     def upgrade(self) -> None:
-        """Apply Alembic migrations up to head (safe to run on every start)."""
+        """Bring the schema to head (safe to run on every start).
+
+        An empty database gets the tables of `schema` at once, stamped at `SCHEMA_HEAD`, as
+        Alembic advises for new databases; one with tables is migrated. A test keeps the two
+        paths identical (Alembic's own comparison of the migrated schema with `schema`).
+        """
         if self._at_head():
             return
-        from alembic import command  # imported here: an up-to-date database never needs it
-        from alembic.config import Config as AlembicConfig
-
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", "sync:migrations")
         try:
             with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
                     # Several replicas may start together: one migrates, the others wait.
                     conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7362910001)")
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                if inspect(conn).get_table_names():
+                    _migrate(conn)
+                else:
+                    _create_at_head(conn)
         except OperationalError as exc:
             raise StoreUnavailable(_describe_db_error(self.url, exc)) from None
         with self.begin() as conn:
@@ -240,6 +242,27 @@ def lock_books(conn: Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({BOOKS_LOCK})")
+
+
+def _migrate(conn: Connection) -> None:
+    """Run the Alembic migrations up to head on `conn`, inside its transaction."""
+    from alembic import command  # imported here: most starts never migrate
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", "sync:migrations")
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
+
+
+def _create_at_head(conn: Connection) -> None:
+    """Create every table of an empty database and record it as migrated to `SCHEMA_HEAD`."""
+    schema.metadata.create_all(conn)
+    conn.exec_driver_sql(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL,"
+        " CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    )
+    conn.exec_driver_sql(f"INSERT INTO alembic_version (version_num) VALUES ('{SCHEMA_HEAD}')")
 
 
 def _holder_is_dead(holder: str) -> bool:
