@@ -369,8 +369,10 @@ class ServiceScheduler:
         """Claim this tick of `job` for this replica; None when claimed, else who has it.
 
         The claim is named after the tick's label and outlives two periods, so a replica that
-        wakes late, even past the middle of the period, still finds the tick taken. A replica's
-        own start-up run is its own to make (the engine's lease keeps it from overlapping).
+        wakes late, even past the middle of the period, still finds the tick taken. It stands
+        even when its holder is killed, which may be after it synced the tick: what a dead
+        replica left undone, the next tick syncs. A replica's own start-up run is its own to
+        make (the engine's lease keeps it from overlapping).
         """
         now = self.clock()
         following = self.triggers[job].get_next_fire_time(None, now + dt.timedelta(seconds=1))
@@ -381,7 +383,8 @@ class ServiceScheduler:
         if tick == START_UP:
             name = f"{name}:{self.app.holder}"
         ledger = self.app.ledger
-        holder = ledger.acquire_lease(name, self.app.holder, 2 * period + dt.timedelta(seconds=5))
+        ttl = 2 * period + dt.timedelta(seconds=5)
+        holder = ledger.acquire_lease(name, self.app.holder, ttl, take_from_dead=False)
         ledger.drop_expired_leases("tick:")
         return holder
 

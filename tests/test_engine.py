@@ -339,3 +339,56 @@ def test_migrations_and_a_new_database_build_the_same_schema(db_url: str) -> Non
     assert migrated[:2] == ([], SCHEMA_HEAD)
     assert created == migrated
     assert "ix_entries_pending" in created[2] and "pending" in created[2]["ix_entries_pending"]
+
+
+def test_rows_inserted_through_the_driver_store_what_sqlalchemy_stores(db_url: str) -> None:
+    """The hot path bypasses SQLAlchemy's type handling (and, on SQLite, relies on the driver
+    adapters `sync.ledger` registers): dates, aware datetimes, booleans and NULLs must be
+    stored exactly as SQLAlchemy would store them.
+    """
+    from sqlalchemy import text
+
+    from sync.ledger import insert_values
+
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    paris = dt.timezone(dt.timedelta(hours=1))
+    values = {
+        "source": "s",
+        "version": "1",
+        "spent_date": dt.date(2026, 3, 2),
+        "seconds": 5400,
+        "billable": False,
+        "start_at": dt.datetime(2026, 3, 2, 9, 30, 15, 250, tzinfo=paris),
+        "stop_at": None,
+        "running": True,
+        "deleted": False,
+        "user_id": None,
+        "tags": "[]",
+        "description": "",
+        "raw": "{}",
+        "status": "deducted",
+        "amount_minor": 0,
+        "first_seen_at": dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC),
+        "updated_at": dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC),
+    }
+    E = schema.entries
+    with ledger.begin() as conn:
+        conn.execute(E.insert().values(external_id="through-sqlalchemy", **values))
+        names = ["external_id", *values]
+        insert_values(conn, E, names, [("through-driver", *values.values())])
+    with ledger.read() as conn:
+        typed = conn.execute(select(E).order_by(E.c.external_id)).all()
+        stored = conn.execute(
+            text(
+                "SELECT spent_date, billable, start_at, stop_at, running, user_id, updated_at"
+                " FROM entries ORDER BY external_id"
+            )
+        ).all()
+    ledger.dispose()
+    driver, orm = ({**row._mapping} for row in typed)
+    for row in (driver, orm):
+        del row["id"], row["external_id"]
+    assert driver == orm
+    assert driver["start_at"] == values["start_at"] and driver["billable"] is False
+    assert stored[0] == stored[1]  # the very same text, numbers and NULLs in the file

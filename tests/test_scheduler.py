@@ -4,6 +4,8 @@ claiming ticks so replicas do not repeat each other's work, and reading its knob
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -113,6 +115,23 @@ def test_replicas_take_a_tick_once(db_url: str, source: ScriptedSource) -> None:
     with a.ledger.read() as conn:
         runs = conn.execute(select(schema.sync_runs.c.id)).all()
     assert len(runs) == 1
+
+
+def test_a_tick_claimed_by_a_killed_replica_stands(db_url: str, source: ScriptedSource) -> None:
+    """A killed replica may have synced its tick already; running the tick again would repeat
+    it. Its engine lease, though, is taken over at once (that work was cut short).
+    """
+    dead = f"{socket.gethostname()}:{os.getpid() + 10_000_000}"  # beyond any pid: not alive
+    killed = make_app(db_url, dead, source)
+    options = ScheduleOptions(run_at_start=False)
+    assert ServiceScheduler(killed, ServiceMetrics(), options).run_source("tracker") == "ok"
+    survivor = make_app(db_url, "replica-b", source)
+    assert ServiceScheduler(survivor, ServiceMetrics(), options).run_source("tracker") == "skipped"
+    ledger, ttl = survivor.ledger, dt.timedelta(minutes=5)
+    assert ledger.acquire_lease("source:tracker", dead, ttl) is None
+    assert ledger.acquire_lease("source:tracker", "replica-b", ttl) is None  # taken over
+    assert ledger.acquire_lease("x", dead, ttl) is None
+    assert ledger.acquire_lease("x", "replica-b", ttl, take_from_dead=False) == dead
 
 
 def test_a_replica_that_loses_the_source_lease_skips(
