@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import logging
 import os
 import sys
@@ -44,6 +45,25 @@ from sync.service_cli import add_service_commands
 from sync.settings import Settings
 
 log = logging.getLogger("prepaid")
+
+
+def run() -> None:
+    """The `prepaid` console script: `main` in a process tuned for bulk work."""
+    tune_collector()
+    sys.exit(main())
+
+
+def tune_collector() -> None:
+    """Make Python's cyclic garbage collector cheap for a sync.
+
+    A sync allocates millions of short-lived objects and hardly any reference cycles; at
+    CPython's default pace (a pass every 700 allocations, rescanning whatever survived) the
+    collector took a tenth of a 100,000-row sync. The start-up's long-lived objects (modules,
+    table metadata) are frozen out of its passes, and a pass waits for 50,000 allocations. It
+    still runs, so a long `serve` frees whatever cycles it makes.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

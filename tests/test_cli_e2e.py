@@ -275,3 +275,19 @@ def test_every_source_failing_exits_1_and_some_failing_exits_3(sqlite_story: Pat
     config.write_text(two_sources.replace("examples/time_entries.csv", "examples/gone.csv"))
     every = run(config, "sync")
     assert every.returncode == 1, every.stdout + every.stderr
+
+
+def test_the_console_script_tunes_the_collector_then_runs_main() -> None:
+    script = "\n".join(
+        [
+            "import gc",
+            "from sync import cli",
+            "cli.main = lambda: 7",
+            "try:",
+            "    cli.run()",
+            "except SystemExit as exit:",
+            "    print(gc.get_threshold()[0], gc.get_freeze_count() > 1000, exit.code)",
+        ]
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split() == ["50000", "True", "7"], done.stderr

@@ -72,7 +72,7 @@ def test_entrypoint_is_prepaid_serve() -> None:
     assert json.loads(only("ENTRYPOINT")) == ["prepaid"]
     assert json.loads(only("CMD")) == ["serve"]
     text = (ROOT / "pyproject.toml").read_text()
-    assert 'prepaid = "sync.cli:main"' in text
+    assert 'prepaid = "sync.cli:run"' in text
 
 
 def healthcheck_command() -> list[str]:
