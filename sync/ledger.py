@@ -20,9 +20,8 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
@@ -31,6 +30,9 @@ from sqlalchemy.exc import OperationalError
 from sync import schema
 from sync.model import PostingKind
 from sync.settings import Secret
+
+if TYPE_CHECKING:  # cryptography loads only where an encryption key is configured
+    from cryptography.fernet import Fernet
 
 # The newest Alembic revision in `migrations/versions`; a test keeps the two in step.
 SCHEMA_HEAD = "0003"
@@ -484,6 +486,8 @@ class DatabaseCredentialStore:
         self._ledger = ledger
         self._fernet: Fernet | None = None
         if key:
+            from cryptography.fernet import Fernet
+
             digest = hashlib.sha256(key.reveal().encode()).digest()
             self._fernet = Fernet(base64.urlsafe_b64encode(digest))
 
@@ -499,6 +503,8 @@ class DatabaseCredentialStore:
             return value
         if self._fernet is None:
             raise StoreUnavailable(f"credential {name} is encrypted but no encryption_key is set")
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(value.encode()).decode()
         except InvalidToken:
