@@ -33,8 +33,8 @@ _STANDARD_ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
 def _encode(value: object) -> str:
-    """Compact JSON for an entry's tags and raw payload. orjson, because this runs twice for
-    every entry a sync stores and the standard encoder was a tenth of a whole CSV sync.
+    """Compact JSON for an entry's tags and raw payload. orjson, because this runs for every
+    entry a sync stores, where the standard encoder took about 5% of a whole CSV sync.
     """
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
