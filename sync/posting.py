@@ -11,9 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Row, bindparam, func, select
@@ -52,9 +51,10 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-@dataclass(frozen=True, slots=True)
-class Assessed:
-    """An entry (already stored, with its row id) and what it should cost now."""
+class Assessed(NamedTuple):
+    """An entry (already stored, with its row id) and what it should cost now (a named tuple,
+    as `Assessment` is: one is built for every entry a sync stores).
+    """
 
     entry_id: int
     entry: TimeEntry

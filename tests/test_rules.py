@@ -6,9 +6,7 @@ exercises. Amounts are asserted exactly, in minor units.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import time
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -18,7 +16,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.model import HOUR_UNIT, EntryStatus, TimeEntry, UnknownCurrency, format_amount
-from sync.rules import Assessment, Decision, Pricer, Route, billed_seconds, round_seconds
+from sync.rules import (
+    Assessment,
+    Decision,
+    Pricer,
+    Route,
+    _SourceRules,
+    billed_seconds,
+    round_seconds,
+)
 from sync.settings import Budget, Criteria, Customer, MatchRule, RateOverride, Rounding
 
 DAY = dt.date(2025, 11, 3)
@@ -493,7 +499,9 @@ def test_amount_equals_the_exact_half_up_value(
     assert result.amount_minor == expected
 
 
-def test_assess_is_cheap_enough_for_the_engine_benchmark() -> None:
+def test_routing_is_decided_once_per_combination_it_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What keeps `assess` cheap however many rules there are: a verdict is computed once per
+    combination of the fields routing reads, then reused."""
     customers = [
         customer(
             f"c{i}",
@@ -505,16 +513,23 @@ def test_assess_is_cheap_enough_for_the_engine_benchmark() -> None:
     ]
     pricer = Pricer(customers)
     entries = [entry(900 + i, client_id=str(i % 25), tags=("x",)) for i in range(1000)]
-    start = time.perf_counter()
-    for _ in range(20):
-        for e in entries:
-            pricer.assess(e)
-    assert time.perf_counter() - start < 1.0  # 20,000 assessments
+    routed = _SourceRules.first_match
+    looked_up: list[str | None] = []
+
+    def counting(rules: _SourceRules, item: TimeEntry) -> Any:
+        looked_up.append(item.client_id)
+        return routed(rules, item)
+
+    monkeypatch.setattr(_SourceRules, "first_match", counting)
+    rounds = [[pricer.assess(e) for e in entries] for _ in range(20)]
+    assert sorted(looked_up, key=int) == [str(i) for i in range(25)]  # once per client id
+    assert all(later == rounds[0] for later in rounds[1:])
+    assert {a.customer_id for a in rounds[0]} == {f"c{i}" for i in range(20)} | {None}
 
 
 def test_assessment_is_frozen() -> None:
     result = assess(budget(), entry())
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):  # a named tuple's fields cannot be set
         result.amount_minor = 1  # type: ignore[misc]
 
 

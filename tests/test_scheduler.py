@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from sync import schema
 from sync.app import App
+from sync.ledger import utcnow
 from sync.metrics import ServiceMetrics
 from sync.ports import FetchRequest, Page
 from sync.reports import balance_rows
@@ -104,9 +105,9 @@ def test_replicas_take_a_tick_once(db_url: str, source: ScriptedSource) -> None:
     a = make_app(db_url, "replica-a", source)
     b = make_app(db_url, "replica-b", source)
     metrics_a, metrics_b = ServiceMetrics(), ServiceMetrics()
-    options = ScheduleOptions(run_at_start=False)
-    first = ServiceScheduler(a, metrics_a, options)
-    second = ServiceScheduler(b, metrics_b, options)
+    options, now = ScheduleOptions(run_at_start=False), utcnow()  # the same tick for both
+    first = ServiceScheduler(a, metrics_a, options, clock=lambda: now)
+    second = ServiceScheduler(b, metrics_b, options, clock=lambda: now)
     assert first.run_source("tracker") == "ok"
     assert second.run_source("tracker") == "skipped"
     assert second.run_refills() == "ok"
@@ -123,10 +124,12 @@ def test_a_tick_claimed_by_a_killed_replica_stands(db_url: str, source: Scripted
     """
     dead = f"{socket.gethostname()}:{os.getpid() + 10_000_000}"  # beyond any pid: not alive
     killed = make_app(db_url, dead, source)
-    options = ScheduleOptions(run_at_start=False)
-    assert ServiceScheduler(killed, ServiceMetrics(), options).run_source("tracker") == "ok"
+    options, now = ScheduleOptions(run_at_start=False), utcnow()  # one tick for both
+    first = ServiceScheduler(killed, ServiceMetrics(), options, clock=lambda: now)
+    assert first.run_source("tracker") == "ok"
     survivor = make_app(db_url, "replica-b", source)
-    assert ServiceScheduler(survivor, ServiceMetrics(), options).run_source("tracker") == "skipped"
+    second = ServiceScheduler(survivor, ServiceMetrics(), options, clock=lambda: now)
+    assert second.run_source("tracker") == "skipped"
     ledger, ttl = survivor.ledger, dt.timedelta(minutes=5)
     assert ledger.acquire_lease("source:tracker", dead, ttl) is None
     assert ledger.acquire_lease("source:tracker", "replica-b", ttl) is None  # taken over
