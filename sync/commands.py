@@ -34,18 +34,12 @@ class UsageError(Exception):
     """Bad usage on the command line: one line, exit 2."""
 
 
-# --- entry point ------------------------------------------------------------------------------
-
-
 def print_error(text: str) -> None:
     print(text, file=sys.stderr)
 
 
 def _out(text: str) -> None:
     print(text)
-
-
-# --- parser -------------------------------------------------------------------------------
 
 
 # --- commands -----------------------------------------------------------------------------

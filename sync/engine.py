@@ -288,6 +288,8 @@ class SyncEngine:
         for entry in page.entries:
             latest[entry.external_id] = entry
         existing = self._existing(conn, source, list(latest))
+        # Entries of a snapshot page are marked seen by this run (the deletion diff reads it).
+        seen_run = state.run_id if page.snapshot is not None else None
         seen_unchanged: list[int] = []
         inserts: list[tuple[TimeEntry, Assessment]] = []
         updates: list[tuple[int, TimeEntry, Assessment, dict[str, Any]]] = []
@@ -309,17 +311,16 @@ class SyncEngine:
             else:
                 summary.changed += 1
             values = {**entry_columns(entry), **assessment_columns(assessment), "updated_at": now}
-            if page.snapshot is not None:
-                values["seen_run"] = state.run_id
+            if seen_run is not None:
+                values["seen_run"] = seen_run
             updates.append((int(row.id), entry, assessment, values))
-        seen_run = state.run_id if page.snapshot is not None else None
         assessed = self._write_entries(conn, inserts, updates, seen_run)
         summary.postings += post_assessments(
             conn, assessed, run_id=state.run_id, now=now, update_entries=False
         )
-        if page.snapshot is not None and seen_unchanged:
+        if seen_run is not None and seen_unchanged:
             conn.execute(
-                E.update().where(E.c.id == bindparam("_id")).values(seen_run=state.run_id),
+                E.update().where(E.c.id == bindparam("_id")).values(seen_run=seen_run),
                 [{"_id": entry_id} for entry_id in seen_unchanged],
             )
         self._store_invalid(conn, source, page.invalid, state, now)

@@ -356,7 +356,7 @@ def _sqlite_stamp(value: dt.datetime) -> str:
     return value.isoformat(" ", "microseconds")
 
 
-# Rows that `bulk_insert` hands straight to the driver carry datetimes and dates; the driver
+# Rows that `insert_values` hands straight to the driver carry datetimes and dates; the driver
 # converts them in C through these, so the hot path needs no per-row conversion. They store
 # what SQLAlchemy stores (and replace the driver's defaults, deprecated since Python 3.12).
 # SQLAlchemy's own statements convert before the driver, so they never reach these.

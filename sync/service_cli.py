@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from sync.app import App
+from sync.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from sync.ledger import utcnow
 from sync.scheduler import (
     ENV_REFILL_SECONDS,
@@ -38,9 +39,6 @@ from sync.statement_formats import FORMATS, render
 if TYPE_CHECKING:  # the HTTP side loads only for `serve`, keeping every other command quick
     from sync.web import WebApp
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 STOP_TIMEOUT_SECONDS = 20.0
 HTTP_THREADS = 4
 

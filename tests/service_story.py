@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +32,7 @@ from sync.reports import balance_rows
 from sync.scheduler import ScheduleOptions, ServiceScheduler
 from sync.settings import Settings
 from sync.web import WebApp
+from tests.support import PREPAID
 
 T = TypeVar("T")
 
@@ -165,7 +165,6 @@ def seed(folder: Path, database: str, *, token: str | None = TOKEN) -> Story:
 
 # --- a real `prepaid serve` in a subprocess ---------------------------------------------------
 
-PREPAID = str(Path(sys.executable).parent / "prepaid")
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 

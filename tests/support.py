@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,6 +37,24 @@ from sync.settings import (
     Settings,
     SourceSettings,
 )
+
+# The `prepaid` console script of the environment running the tests.
+PREPAID = str(Path(sys.executable).parent / "prepaid")
+
+
+def run_prepaid(
+    config: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `prepaid --config CONFIG ARGS...` in the config's folder and capture its output."""
+    return subprocess.run(
+        [PREPAID, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        cwd=config.parent,
+    )
+
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 

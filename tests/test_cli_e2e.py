@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,22 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.support import PREPAID
+from tests.support import run_prepaid as run
+
 ROOT = Path(__file__).resolve().parent.parent
-PREPAID = str(Path(sys.executable).parent / "prepaid")
-
-
-def run(
-    config: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run `prepaid --config CONFIG ARGS...` and capture its output."""
-    return subprocess.run(
-        [PREPAID, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        cwd=config.parent,
-    )
 
 
 def run_json(config: Path, *args: str) -> Any:

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,10 +32,10 @@ from sync import schema
 from tests.fakes.clockify_server import USER_2, FakeClockify
 from tests.fakes.harvest_server import FakeHarvest
 from tests.fakes.toggl_server import FakeToggl
+from tests.support import run_prepaid
 
 pytestmark = pytest.mark.slow
 
-PREPAID = str(Path(sys.executable).parent / "prepaid")
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 TODAY = NOW.date()
 YESTERDAY = TODAY - dt.timedelta(days=1)
@@ -166,14 +164,7 @@ def run(
     config: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`prepaid --config CONFIG ARGS...` in a child whose environment holds the secrets."""
-    return subprocess.run(
-        [PREPAID, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env if env is not None else ENV)},
-        cwd=config.parent,
-    )
+    return run_prepaid(config, *args, env=env if env is not None else ENV)
 
 
 def read_json(config: Path, *args: str) -> Any:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,9 +27,15 @@ from sync.refill import RefillService
 from sync.reports import balance_rows, entry_rows
 from sync.web import COOKIE, WEBHOOK_LIMIT, WebApp
 from tests.service_story import TOKEN, Story, seed
-from tests.support import RecordingSink, ScriptedSource, entry, money_customer, settings_for
-
-PREPAID = str(Path(sys.executable).parent / "prepaid")
+from tests.support import (
+    PREPAID,
+    RecordingSink,
+    ScriptedSource,
+    entry,
+    money_customer,
+    run_prepaid,
+    settings_for,
+)
 
 
 @pytest.fixture
@@ -349,33 +353,22 @@ def test_statement_period_after_everything_carries_the_balance(story: Story) -> 
     )
 
 
-def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PREPAID, "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ},
-        cwd=config.parent,
-    )
-
-
 def test_statement_command_reconciles_with_balance(tmp_path: Path, db_url: str) -> None:
     story = seed(tmp_path, db_url)
-    balance = run_cli(story.config, "balance", "--format", "json")
+    balance = run_prepaid(story.config, "balance", "--format", "json")
     assert balance.returncode == 0, balance.stderr
     balances = {(r["customer"], r["budget"]): r["balance"] for r in json.loads(balance.stdout)}
     assert balances == {("acme", "retainer"): "950.00", ("globex", "support"): "10.00"}
 
     for customer, budget in balances:
         for extra in ((), ("--from", "2000-01-01")):
-            result = run_cli(story.config, "statement", customer, "--format", "json", *extra)
+            result = run_prepaid(story.config, "statement", customer, "--format", "json", *extra)
             assert result.returncode == 0, result.stderr
             (section,) = json.loads(result.stdout)["budgets"]
             assert section["closing_balance"] == balances[(customer, budget)]
 
     out = tmp_path / "acme.csv"
-    result = run_cli(story.config, "statement", "acme", "--format", "csv", "-o", str(out))
+    result = run_prepaid(story.config, "statement", "acme", "--format", "csv", "-o", str(out))
     assert result.returncode == 0, result.stderr
     lines = out.read_text().splitlines()
     assert lines[0].startswith("customer,budget,unit,date,kind")
@@ -383,7 +376,7 @@ def test_statement_command_reconciles_with_balance(tmp_path: Path, db_url: str) 
     assert lines[-1].split(",")[-2] == "950.00"
 
     html = tmp_path / "acme.html"
-    result = run_cli(story.config, "statement", "acme", "-o", str(html))
+    result = run_prepaid(story.config, "statement", "acme", "-o", str(html))
     assert result.returncode == 0, result.stderr
     text = html.read_text()
     assert (
@@ -392,7 +385,7 @@ def test_statement_command_reconciles_with_balance(tmp_path: Path, db_url: str) 
         and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
 
-    unknown = run_cli(story.config, "statement", "nobody")
+    unknown = run_prepaid(story.config, "statement", "nobody")
     assert unknown.returncode == 2
     assert "unknown customer 'nobody'" in unknown.stderr
 
