@@ -4,6 +4,7 @@ fake Stripe, accepts the signed webhook that says it was paid, and stops with ex
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from tests.service_story import (
     wait_for,
     write_story,
 )
+from tests.support import run_prepaid
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +78,10 @@ def test_serve_syncs_takes_webhooks_and_stops_cleanly(
             "invoice.paid", invoice["id"], WHSEC, int(time.time())
         )
         paid = serve.request("/webhooks/stripe", data=body, headers=headers)
-        assert (paid.status, paid.json()) == (200, {"outcome": "paid"})
+        # A 1 s tick may poll Stripe and credit the invoice before the webhook arrives; either
+        # path is right as long as the budget is credited exactly once (checked below).
+        assert paid.status == 200
+        assert paid.json() in ({"outcome": "paid"}, {"outcome": "already paid"})
         again = serve.request("/webhooks/stripe", data=body, headers=headers)
         assert (again.status, again.json()) == (200, {"outcome": "duplicate"})
         forged = serve.request(
@@ -92,8 +97,11 @@ def test_serve_syncs_takes_webhooks_and_stops_cleanly(
             for result in ("applied", "duplicate", "rejected")
         }
         assert webhooks == {"applied": "1", "duplicate": "1", "rejected": "1"}
-        assert metrics[("prepaid_balance", ACME)] == "1700.00"
+        assert metrics[("prepaid_balance", ACME)] == "1700.00"  # 700.00 + one credit of 1000.00
         assert stripe.invoice_count("acme-retainer-1") == 1
+        ledger = json.loads(run_prepaid(config, "ledger", "--format", "json").stdout)
+        credits = [p for p in ledger if p["kind"] == "refill_credit"]
+        assert [c["amount"] for c in credits] == ["1000.00"]
 
         page = serve.request("/", headers={"Authorization": f"Bearer {TOKEN}"})
         assert page.status == 200 and "1700.00 EUR" in page.text
