@@ -11,8 +11,13 @@
 # (`database: sqlite:////data/prepaid.db`; write outbox invoices under /data too, since /config
 # is mounted read-only); for several replicas use PostgreSQL (see docker-compose.example.yml).
 # Config changes are picked up on restart.
+#
+# The base is pinned to Debian bookworm (the plain `3.11-slim` tag moved to a newer Debian).
+# PYTHON_IMAGE lets CI build on a stand-in base where no registry can be reached
+# (.ci/container-smoke.sh); everyone else gets the official image.
 
-FROM python:3.11-slim
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -1,7 +1,3 @@
-"""Everything that talks to the outside world: trackers (sources) and invoicing (sinks).
-
-Each module implements a `sync.ports` protocol and imports only `sync.model`, `sync.settings` and
-`sync.ports` from the core. `http` is the one shared HTTP layer (timeouts, retries with
-Retry-After, error classification, redaction) every HTTP adapter is built on; its parts are
-`retries` (the one retry loop), `http_errors` (the status table), `auth` and `paging`.
-"""
+"""Everything that talks to the outside world, one package per section of the config file:
+`sources` (trackers and CSV exports), `invoicing` (the sinks), both built on the one HTTP
+layer in `http`. Connectors import only `sync.model`, `sync.settings` and `sync.ports`."""

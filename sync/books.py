@@ -17,8 +17,9 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, select
 
-from sync import schema
-from sync.ledger import (
+from sync.delta import Assessed, chunks, decision_for, entry_from_row, post_assessments
+from sync.ledger import schema
+from sync.ledger.database import (
     Ledger,
     get_meta,
     insert_postings,
@@ -30,7 +31,6 @@ from sync.ledger import (
     utcnow,
 )
 from sync.model import HOUR_UNIT, PostingKind, format_amount, to_minor
-from sync.posting import Assessed, chunks, decision_for, entry_from_row, post_assessments
 from sync.rules import Pricer
 from sync.settings import Budget, Customer, Settings
 

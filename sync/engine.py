@@ -23,12 +23,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, bindparam, case, func, or_, select
 
-from sync import schema
 from sync.crash import crash_point
-from sync.ledger import Ledger, insert_values, utcnow
-from sync.model import EntryStatus, InvalidRecord, TimeEntry
-from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
-from sync.posting import (
+from sync.delta import (
     ASSESSMENT_COLUMNS,
     ENTRY_COLUMNS,
     Assessed,
@@ -41,6 +37,10 @@ from sync.posting import (
     entry_values,
     post_assessments,
 )
+from sync.ledger import schema
+from sync.ledger.database import Ledger, insert_values, utcnow
+from sync.model import EntryStatus, InvalidRecord, TimeEntry
+from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.prefetch import read_ahead
 from sync.rules import Assessment, Pricer
 from sync.settings import CsvSettings, SourceSettings

@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.exc import IntegrityError
 
-from sync import schema
 from sync.books import budget_unit
 from sync.crash import crash_point
-from sync.ledger import (
+from sync.ledger import schema
+from sync.ledger.database import (
     Ledger,
     budget_balance,
     insert_postings,
@@ -33,7 +33,7 @@ from sync.ledger import (
     posting_exists,
     posting_row,
 )
-from sync.ledger import utcnow as _utcnow
+from sync.ledger.database import utcnow as _utcnow
 from sync.model import HOUR_UNIT, PostingKind, RefillStatus, format_amount, from_minor, to_minor
 from sync.ports import (
     ConnectorError,

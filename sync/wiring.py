@@ -22,19 +22,19 @@ from sync.settings import (
 def build_source(settings: SourceSettings) -> TimeSource:
     """The adapter for one configured source."""
     if isinstance(settings, HarvestSettings):
-        from connectors.harvest import HarvestSource
+        from connectors.sources.harvest import HarvestSource
 
         return HarvestSource(settings)
     if isinstance(settings, TogglSettings):
-        from connectors.toggl import TogglSource
+        from connectors.sources.toggl import TogglSource
 
         return TogglSource(settings)
     if isinstance(settings, ClockifySettings):
-        from connectors.clockify import ClockifySource
+        from connectors.sources.clockify import ClockifySource
 
         return ClockifySource(settings)
     if isinstance(settings, CsvSettings):
-        from connectors.csv_export import CsvSource
+        from connectors.sources.csv_export import CsvSource
 
         return CsvSource(settings)
     raise ValueError(f"{settings.yaml_path}: no adapter for source type {settings.type!r}")
@@ -43,19 +43,19 @@ def build_source(settings: SourceSettings) -> TimeSource:
 def build_sink(settings: SinkSettings, credentials: CredentialStore) -> InvoiceSink:
     """The adapter for one configured invoicing sink."""
     if isinstance(settings, StripeSettings):
-        from connectors.stripe_sink import StripeSink
+        from connectors.invoicing.stripe import StripeSink
 
         return StripeSink(settings)
     if isinstance(settings, XeroSettings):
-        from connectors.xero import XeroSink
+        from connectors.invoicing.xero import XeroSink
 
         return XeroSink(settings, credentials)
     if isinstance(settings, QuickBooksSettings):
-        from connectors.quickbooks import QuickBooksSink
+        from connectors.invoicing.quickbooks import QuickBooksSink
 
         return QuickBooksSink(settings, credentials)
     if isinstance(settings, OutboxSettings):
-        from connectors.outbox import OutboxSink
+        from connectors.invoicing.outbox import OutboxSink
 
         return OutboxSink(settings)
     raise ValueError(f"{settings.yaml_path}: no adapter for sink type {settings.type!r}")

@@ -27,11 +27,11 @@ from werkzeug.test import Client
 from sync.app import App
 from sync.books import topup
 from sync.config import load_config
-from sync.metrics import ServiceMetrics, parse_exposition
-from sync.reports import balance_rows
-from sync.scheduler import ScheduleOptions, ServiceScheduler
+from sync.service.metrics import ServiceMetrics, parse_exposition
+from sync.service.scheduler import ScheduleOptions, ServiceScheduler
+from sync.service.web import WebApp
 from sync.settings import Settings
-from sync.web import WebApp
+from sync.views.reports import balance_rows
 from tests.support import PREPAID
 
 T = TypeVar("T")

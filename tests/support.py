@@ -39,6 +39,8 @@ from sync.settings import (
 )
 
 # The `prepaid` console script of the environment running the tests.
+ROOT = Path(__file__).resolve().parent.parent
+ALL_FIXTURES = ROOT / "tests" / "fixtures"
 PREPAID = str(Path(sys.executable).parent / "prepaid")
 
 

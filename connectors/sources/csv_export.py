@@ -1,0 +1,364 @@
+"""CSV exports as a time source: a file on disk is a full snapshot of the dates it covers.
+
+Exports carry no stable ids, so a row's identity is a short hash of what identifies the work
+(date, user, client, project, task, description, start time) plus an occurrence counter for
+identical rows ("3f9c...#2"). Editing a row's hours is then an update of the same entry (its
+`version`, a hash of the row's recognised cells, changes), not a deletion and an addition.
+A file with `id` (and `updated_at`) columns uses them instead.
+
+The file is streamed, never held in memory. A scan pass reads the work dates (the snapshot
+window: every readable date of the file) and checks that at least one row is valid; a second
+pass yields pages of up to `PAGE_SIZE` entries, every page marked as a snapshot of that window
+and the last one complete, so the engine can reverse entries whose rows vanished. A file with no
+valid row is never a snapshot (it would delete everything): its one page only reports the
+invalid rows. The cursor is the sha256 of the file's bytes, so an unchanged file costs one hash
+and no page. Both passes hash what they parse; a file that changes in between fails the run
+before the last page, the one that completes the snapshot and carries the cursor.
+
+The formats and cell syntax (dates, times, durations) are described in `csv_formats`. Files are
+UTF-8 (a BOM is fine), with any line ending, separated by `,`, `;` or tab (found from the
+header line; with `;` or tab a decimal comma is accepted).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.sources.csv_formats import (
+    FORMATS,
+    BadRow,
+    Dates,
+    RowFields,
+    RowHead,
+    RowParser,
+    guess_format,
+)
+from sync.model import InvalidRecord, TimeEntry
+from sync.ports import ConnectorError, DateWindow, FetchRequest, Page
+from sync.settings import CsvSettings
+
+PAGE_SIZE = 5000
+_SEP = "\x1f"  # joins hashed fields: a control character nobody types into a cell
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of the file's bytes: the cursor, cheap enough to decide that nothing changed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _HashingReader(io.RawIOBase):
+    """Feeds every byte the CSV reader consumes into a hash, so a pass knows what it parsed."""
+
+    def __init__(self, raw: io.BufferedReader, update: Callable[[memoryview], None]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._update = update
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        count = self._raw.readinto(view)
+        self._update(view[:count])
+        return count
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Pass:
+    """One streaming read of the file: the header, then (line number, cells) per record."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self._digest = hashlib.sha256()
+        try:
+            raw = path.open("rb")
+        except OSError as error:
+            raise ConnectorError(f"file {path} cannot be read: {error.strerror}") from None
+        hashing = io.BufferedReader(_HashingReader(raw, self._digest.update), 1 << 16)
+        self._text = io.TextIOWrapper(hashing, encoding="utf-8-sig", newline="")
+        try:
+            first = self._text.readline()
+            while first and not first.strip():
+                first = self._text.readline()
+            if not first:
+                raise ConnectorError(f"{self.name} is empty: an export starts with a header row")
+            # The most frequent of , ; tab in the header line (ties go to the comma).
+            self.delimiter = max((",", ";", "\t"), key=first.count)
+            self._reader = csv.reader(
+                itertools.chain([first], self._text), delimiter=self.delimiter
+            )
+            self.header: list[str] = next(self._reader)
+        except (UnicodeDecodeError, csv.Error) as error:
+            self.close()
+            raise self._unreadable(error, 1) from None
+        except ConnectorError:
+            self.close()
+            raise
+
+    def records(self) -> Iterator[tuple[int, list[str]]]:
+        """Non-blank records with the line each starts on (a quoted cell may span lines)."""
+        reader = self._reader
+        last = reader.line_num
+        try:
+            for row in reader:
+                line, last = last + 1, reader.line_num
+                if any(row):
+                    yield line, row
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise self._unreadable(error, last + 1) from None
+
+    def _unreadable(self, error: Exception, line: int) -> ConnectorError:
+        if isinstance(error, UnicodeDecodeError):
+            return ConnectorError(f"{self.name} near line {line} is not UTF-8: save it as UTF-8")
+        return ConnectorError(f"{self.name} line {line} is not valid CSV: {error}")
+
+    def hexdigest(self) -> str:
+        """sha256 of every byte read so far: all of them once `records` is exhausted."""
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._text.close()
+
+    def __enter__(self) -> _Pass:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+@dataclass(slots=True)
+class _Identities:
+    """Stable ids for one pass over a file. Memory is one small counter per distinct identity
+    (about 100 bytes), never the rows themselves.
+    """
+
+    seen: dict[bytes | str, int] = field(default_factory=dict)
+
+    def of(self, head: RowHead) -> tuple[str, int]:
+        """The row's external id, and how many rows so far had it (this one included)."""
+        if head.row_id is not None:
+            return head.row_id, self._count("=" + head.row_id)
+        key = _SEP.join(
+            (
+                head.day.isoformat(),
+                head.user or "",
+                head.client or "",
+                head.project or "",
+                head.task or "",
+                head.description,
+                head.start.isoformat() if head.start else "",
+            )
+        )
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        count = self._count(digest)
+        return (digest.hex() if count == 1 else f"{digest.hex()}#{count}"), count
+
+    def _count(self, key: bytes | str) -> int:
+        count = self.seen.get(key, 0) + 1
+        self.seen[key] = count
+        return count
+
+
+@dataclass(frozen=True, slots=True)
+class _Scan:
+    """What the scan pass learned: the bytes' hash, the snapshot window, the date order, and
+    (for `check_connection` only) the row counts.
+    """
+
+    digest: str
+    window: DateWindow | None
+    day_first: bool
+    rows: int
+    invalid: int
+
+
+class CsvSource:
+    """A CSV export on disk, read as a full snapshot of its dates (see the module docstring)."""
+
+    def __init__(self, settings: CsvSettings) -> None:
+        if settings.format not in FORMATS:
+            raise ConnectorError(
+                f"{settings.yaml_path}.format: unknown CSV format {settings.format!r} "
+                f"(one of {', '.join(FORMATS)})",
+                kind="config",
+            )
+        self._settings = settings
+        self._format = FORMATS[settings.format]
+
+    @property
+    def name(self) -> str:
+        return self._settings.name
+
+    def check_connection(self) -> str:
+        """Read the whole file once; say how many rows it has and how many are invalid."""
+        scan = self._scan(count_invalid=True)
+        invalid = f" ({scan.invalid} invalid)" if scan.invalid else ""
+        return f"{self._settings.file}: {scan.rows} rows{invalid}, {self._format.name} format"
+
+    def fetch(self, request: FetchRequest) -> Iterator[Page]:
+        """The whole file as snapshot pages; nothing when it is unchanged since `cursor`.
+
+        `request.window` only forces a re-read: the file decides which dates it covers.
+        """
+        self._require_file()
+        unchanged = request.cursor is not None and request.cursor == self._digest()
+        if unchanged and request.window is None:
+            return
+        yield from self._pages(self._scan(count_invalid=False))
+
+    # --- passes ---------------------------------------------------------------------------
+
+    def _scan(self, count_invalid: bool) -> _Scan:
+        scan, dates = self._scan_once(False, count_invalid)
+        if dates.day_first_seen and not dates.month_first_seen:
+            scan, _ = self._scan_once(True, count_invalid)
+        return scan
+
+    def _scan_once(self, day_first: bool, count_invalid: bool) -> tuple[_Scan, Dates]:
+        rows = invalid = 0
+        any_valid = False
+        first = last = None
+        with self._open() as read:
+            parser = self._parser(read, Dates(day_first))
+            for _, row in read.records():
+                rows += 1
+                if count_invalid or not any_valid:
+                    try:
+                        parser.parse(row)
+                        any_valid = True
+                    except BadRow:
+                        invalid += 1
+                day = parser.day_of(row)
+                if day is not None:
+                    if first is None or day < first:
+                        first = day
+                    if last is None or day > last:
+                        last = day
+            window = DateWindow(first, last) if any_valid and first and last else None
+            scan = _Scan(read.hexdigest(), window, day_first, rows, invalid)
+            return scan, parser.dates
+
+    def _pages(self, scan: _Scan) -> Iterator[Page]:
+        source = self._settings.name
+        identities = _Identities()
+        entries: list[TimeEntry] = []
+        invalid: list[InvalidRecord] = []
+        with self._open() as read:
+            parser = self._parser(read, Dates(scan.day_first))
+            header = read.header
+            for line, row in read.records():
+                raw: dict[str, Any] = dict(zip(header, row, strict=False))
+                if len(row) > len(header):
+                    raw["(cells beyond the header)"] = row[len(header) :]
+                try:
+                    fields = parser.parse(row)
+                    external_id, seen = identities.of(fields.head)
+                    if seen > 1 and fields.head.row_id:
+                        raise BadRow(f"id {external_id!r} appears more than once", fields.head.day)
+                except BadRow as bad:
+                    head_id = identities.of(bad.head)[0] if bad.head else parser.row_id(row)
+                    locator = f"{read.name} line {line}"
+                    invalid.append(
+                        InvalidRecord(source, locator, bad.reason, raw, head_id, bad.day)
+                    )
+                    continue
+                if len(entries) == PAGE_SIZE:
+                    yield Page(entries=tuple(entries), invalid=tuple(invalid), snapshot=scan.window)
+                    entries, invalid = [], []
+                entries.append(_entry(source, external_id, fields, raw))
+            if read.hexdigest() != scan.digest:
+                raise ConnectorError(f"{read.name} changed while being read: the next run retries")
+        yield Page(
+            entries=tuple(entries),
+            invalid=tuple(invalid),
+            cursor=scan.digest,
+            snapshot=scan.window,
+            snapshot_complete=scan.window is not None,
+        )
+
+    # --- the file -------------------------------------------------------------------------
+
+    def _require_file(self) -> None:
+        path, where = self._settings.file, self._settings.yaml_path
+        if path.is_dir():
+            raise ConnectorError(
+                f"{path} is a folder, not a CSV file ({where}.path)", kind="config"
+            )
+        if not path.is_file():
+            raise ConnectorError(f"file {path} not found (check {where}.path)", kind="config")
+
+    def _digest(self) -> str:
+        try:
+            return _file_digest(self._settings.file)
+        except OSError as error:
+            path = self._settings.file
+            raise ConnectorError(f"file {path} cannot be read: {error.strerror}") from None
+
+    def _open(self) -> _Pass:
+        self._require_file()
+        return _Pass(self._settings.file)
+
+    def _parser(self, read: _Pass, dates: Dates) -> RowParser:
+        """A parser for this file's header, or a ConnectorError naming what to fix."""
+        fmt, where = self._format, self._settings.yaml_path
+        guessed = guess_format(read.header)
+        if guessed is not None and guessed != fmt.name:
+            raise ConnectorError(
+                f"{read.name}: the header is a {guessed} export's, not {fmt.name} "
+                f"(set {where}.format: {guessed})",
+                kind="config",
+            )
+        parser = RowParser(fmt, read.header, read.delimiter != ",", dates)
+        if missing := parser.missing(fmt):
+            raise ConnectorError(
+                f"{read.name}: header not recognised as a {fmt.name} export: missing "
+                f"{'; '.join(missing)} (check {where}.format)",
+                kind="config",
+            )
+        return parser
+
+
+def _entry(source: str, external_id: str, fields: RowFields, raw: dict[str, Any]) -> TimeEntry:
+    head = fields.head
+    return TimeEntry(
+        source=source,
+        external_id=external_id,
+        version=fields.updated_at or _short_hash(_SEP.join(fields.cells)),
+        spent_date=head.day,
+        seconds=fields.seconds,
+        billable=fields.billable,
+        start=head.start,
+        stop=fields.stop,
+        user_id=fields.user_id,
+        user_name=head.user,
+        client_id=fields.client_id,
+        client_name=head.client,
+        project_id=fields.project_id,
+        project_name=head.project,
+        task_id=fields.task_id,
+        task_name=head.task,
+        tags=fields.tags,
+        description=head.description,
+        rate=fields.rate,
+        rate_currency=fields.currency,
+        raw=raw,
+    )

@@ -1,0 +1,6 @@
+"""The `prepaid` command: `main` parses and dispatches, `commands` runs each verb, `serve` is
+the long-running service's entry, `logs` formats log lines with secrets scrubbed."""
+
+from sync.cli.parser import main, run
+
+__all__ = ["main", "run"]

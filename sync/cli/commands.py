@@ -1,0 +1,480 @@
+"""The `prepaid` commands behind `sync.cli.parser`: each takes the parsed arguments and
+the settings and returns an exit code; results go to stdout, problems to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from sync.app import App, SyncOutcome
+from sync.books import decide, ensure_books, topup
+from sync.model import EntryStatus, parse_decimal
+from sync.ports import ConnectorError, InvoiceSink, TimeSource
+from sync.refill import RefillReport
+from sync.settings import Settings
+from sync.views.reports import balance_rows, entry_rows, ledger_rows
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+log = logging.getLogger("prepaid")
+
+
+class UsageError(Exception):
+    """Bad usage on the command line: one line, exit 2."""
+
+
+def print_error(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _out(text: str) -> None:
+    print(text)
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid sync`."""
+    if args.source and settings.source(args.source) is None:
+        names = ", ".join(s.name for s in settings.sources)
+        raise UsageError(f"unknown source {args.source!r}; configured: {names}")
+    app = App(settings)
+    with _progress() as progress:
+        outcome = app.sync(
+            source=args.source,
+            since=args.since,
+            full=args.full,
+            dry_run=args.dry_run,
+            progress=progress,
+        )
+    if args.format == "json":
+        _out(json.dumps(_sync_json(outcome, args.dry_run), indent=2))
+    else:
+        _print_sync(outcome, args.dry_run)
+    if outcome.runs and all(r.outcome == "failed" for r in outcome.runs):
+        return EXIT_FAILED  # no source could be read: nothing was done
+    return EXIT_PARTIAL if outcome.partial else EXIT_OK
+
+
+def _sync_json(outcome: SyncOutcome, dry_run: bool) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run,
+        "revalued": outcome.revalued,
+        "sources": [
+            {
+                "source": r.source,
+                "outcome": r.outcome,
+                "error": r.error,
+                "warnings": r.warnings,
+                **r.counts(),
+            }
+            for r in outcome.runs
+        ],
+        "refills": _refill_json(outcome.refills),
+    }
+
+
+def _refill_json(report: RefillReport) -> dict[str, list[str]]:
+    return {
+        "raised": report.raised,
+        "issued": report.issued,
+        "credited": report.credited,
+        "voided": report.voided,
+        "failed": report.failed,
+        "errors": report.errors,
+        "guarded": report.guarded,
+        "would_raise": report.would_raise,
+    }
+
+
+def _print_sync(outcome: SyncOutcome, dry_run: bool) -> None:
+    prefix = "[dry run] " if dry_run else ""
+    if outcome.revalued:
+        _out(f"{prefix}config changed: re-valued {outcome.revalued} entries")
+    for r in outcome.runs:
+        if r.outcome == "busy":
+            _out(f"{prefix}{r.source}: {r.error}")
+            continue
+        line = (
+            f"{prefix}{r.source}: fetched {r.fetched}, new {r.new}, changed {r.changed},"
+            f" deleted {r.deleted}, deducted {r.deducted}, pending {r.pending},"
+            f" unrouted {r.unrouted}, invalid {r.invalid}"
+        )
+        if r.running:
+            line += f", running {r.running}"
+        if r.requests:
+            line += f"; {r.requests} requests"
+        _out(line)
+        if r.error:
+            _out(f"  {r.outcome}: {r.error}")
+        for warning in r.warnings:
+            _out(f"  warning: {warning}")
+        if r.invalid:
+            _out(f"  see: prepaid entries --status invalid --source {r.source}")
+    _print_refills(outcome.refills, prefix)
+
+
+def _print_refills(report: RefillReport, prefix: str = "") -> None:
+    lines = [f"refill raised: {x}" for x in report.raised]
+    lines += [f"refill issued: {x}" for x in report.issued]
+    lines += [f"refill credited: {x}" for x in report.credited]
+    lines += [f"refill voided: {x}" for x in report.voided]
+    lines += [f"refill would be raised: {x}" for x in report.would_raise]
+    lines += [f"refill failed: {x} (fix it, then: prepaid refill retry ID)" for x in report.failed]
+    lines += [f"refill error: {x}" for x in report.errors]
+    lines += [f"refill guard: {x}" for x in report.guarded]
+    if not lines:
+        lines = ["refills: nothing to do"]
+    for line in lines:
+        _out(prefix + line)
+
+
+def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid balance`."""
+    _check_customer(settings, args.customer)
+    app = App(settings)
+    app.prepare()
+    with app.ledger.read() as conn:
+        rows = balance_rows(conn, settings, args.customer)
+    if args.format == "json":
+        _out(json.dumps(rows, indent=2))
+        return EXIT_OK
+    table = [
+        [
+            r["customer"],
+            r["budget"],
+            _unit_label(r),
+            r["balance"],
+            r["opening"],
+            r["credited"],
+            r["debited"],
+            r["pending"],
+            _refill_cell(r["open_refill"]),
+        ]
+        for r in rows
+    ]
+    _table(
+        [
+            "customer",
+            "budget",
+            "unit",
+            "balance",
+            "opening",
+            "credited",
+            "debited",
+            "pending review",
+            "open refill",
+        ],
+        table,
+    )
+    for r in rows:
+        refill = r["open_refill"]
+        if refill and refill.get("error"):
+            _out(f"refill {refill['id']} {refill['status']}: {refill['error']}")
+    return EXIT_OK
+
+
+def _refill_cell(refill: dict[str, Any] | None) -> str:
+    return "" if refill is None else f"{refill['id']} {refill['status']} {refill['amount']}"
+
+
+def _unit_label(row: dict[str, Any]) -> str:
+    return "hours" if row["unit"] == "hours" else str(row["currency"])
+
+
+def cmd_entries(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid entries`."""
+    _check_customer(settings, args.customer)
+    app = App(settings)
+    app.prepare()
+    with app.ledger.read() as conn:
+        rows = entry_rows(
+            conn,
+            customer_id=args.customer,
+            status=args.status,
+            source=args.source,
+            limit=args.limit,
+        )
+    if args.format == "json":
+        _out(json.dumps(rows, indent=2, default=str))
+        return EXIT_OK
+    _table(
+        ["id", "date", "source", "customer", "budget", "status", "hours", "amount", "reason"],
+        [
+            [
+                r["id"],
+                r["date"],
+                r["source"],
+                r["customer"],
+                r["budget"],
+                r["status"],
+                r["hours"],
+                r["amount"],
+                r["reason"] or "",
+            ]
+            for r in rows
+        ],
+    )
+    return EXIT_OK
+
+
+def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid entries approve|exclude ID...`."""
+    app = App(settings)
+    app.prepare()
+    try:
+        results = decide(app.ledger, app.pricer, args.ids, args.decision)
+    except KeyError as exc:
+        raise UsageError(f"no entry with id {exc.args[0]}: see `prepaid entries`") from None
+    if args.format == "json":
+        _out(
+            json.dumps(
+                [{"id": r.entry_id, "status": r.status, "amount": r.amount} for r in results],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    for r in results:
+        amount = f" ({r.amount})" if r.amount and r.status == EntryStatus.DEDUCTED else ""
+        _out(f"entry {r.entry_id}: {r.status}{amount}")
+    return EXIT_OK
+
+
+def cmd_topup(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid topup CUSTOMER[/BUDGET] AMOUNT`."""
+    customer_id, _, budget_id = args.target.partition("/")
+    customer = settings.customer(customer_id)
+    if customer is None:
+        raise UsageError(
+            f"unknown customer {customer_id!r}; configured: "
+            + ", ".join(c.id for c in settings.customers)
+        )
+    if budget_id:
+        budget = next((b for b in customer.budgets if b.id == budget_id), None)
+        if budget is None:
+            raise UsageError(
+                f"customer {customer_id} has no budget {budget_id!r}; budgets: "
+                + ", ".join(b.id for b in customer.budgets)
+            )
+    elif len(customer.budgets) == 1:
+        budget = customer.budgets[0]
+    else:
+        raise UsageError(
+            f"customer {customer_id} has several budgets; name one: "
+            + ", ".join(f"{customer_id}/{b.id}" for b in customer.budgets)
+        )
+    amount = _amount(args.amount)
+    app = App(settings)
+    app.prepare()
+    row = topup(app.ledger, customer, budget, amount, args.note)
+    _out(f"{customer.id}/{budget.id}: {row['reason']}")
+    return EXIT_OK
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = parse_decimal(text)
+    except ValueError:
+        raise UsageError(f"amount {text!r} is not a number: write it like 500.00") from None
+    if value <= 0:
+        raise UsageError(f"amount {text} must be positive")
+    return value
+
+
+def cmd_refill(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid refill [--dry-run]`."""
+    app = App(settings)
+    if args.dry_run:
+        app.ledger.upgrade()
+        with app.ledger.dry_run():
+            ensure_books(app.ledger, settings, app.pricer)
+            report = app.refills().run(dry_run=True)
+    else:
+        app.prepare()
+        report = app.refills().run()
+    if args.format == "json":
+        _out(json.dumps(_refill_json(report), indent=2))
+    else:
+        _print_refills(report, "[dry run] " if args.dry_run else "")
+    return EXIT_PARTIAL if report.partial else EXIT_OK
+
+
+def cmd_refill_paid(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid refill paid ID`."""
+    app = App(settings)
+    app.prepare()
+    report = app.refills().mark_paid(args.refill_id)
+    _print_refills(report)
+    return EXIT_OK
+
+
+def cmd_refill_retry(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid refill retry ID`."""
+    app = App(settings)
+    app.prepare()
+    report = app.refills().retry(args.refill_id)
+    _print_refills(report)
+    return EXIT_PARTIAL if report.partial else EXIT_OK
+
+
+def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid ledger`."""
+    _check_customer(settings, args.customer)
+    app = App(settings)
+    app.prepare()
+    with app.ledger.read() as conn:
+        rows = ledger_rows(conn, customer_id=args.customer)
+    if args.format == "json":
+        _out(json.dumps(rows, indent=2))
+    elif args.format == "csv":
+        buffer = io.StringIO()
+        fields = [
+            "id",
+            "recorded_at",
+            "work_date",
+            "customer",
+            "budget",
+            "kind",
+            "amount",
+            "unit",
+            "balance_after",
+            "reason",
+            "note",
+            "entry_id",
+            "refill_id",
+            "key",
+        ]
+        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+    else:
+        _table(
+            ["id", "recorded", "customer", "budget", "kind", "amount", "balance", "reason"],
+            [
+                [
+                    r["id"],
+                    r["recorded_at"][:16].replace("T", " "),
+                    r["customer"],
+                    r["budget"],
+                    r["kind"],
+                    r["amount"],
+                    r["balance_after"],
+                    r["reason"],
+                ]
+                for r in rows
+            ],
+        )
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid check [--connections]`."""
+    _out(
+        f"{settings.config_path}: valid ({len(settings.sources)} sources, "
+        f"{len(settings.invoicing)} sinks, {len(settings.customers)} customers)"
+    )
+    if not args.connections:
+        return EXIT_OK
+    app = App(settings)
+    failures = 0
+    if app.ledger.ping():
+        _out("database: ok")
+    else:
+        _out("database: cannot connect")
+        failures += 1
+    for source in settings.sources:
+        failures += _try(f"source {source.name}", app.source, source.name)
+    for sink in settings.invoicing:
+        failures += _try(f"sink {sink.name}", app.sinks.__getitem__, sink.name)
+    return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _try(label: str, adapter: Callable[[str], TimeSource | InvoiceSink], name: str) -> int:
+    try:
+        _out(f"{label}: ok ({adapter(name).check_connection()})")
+        return 0
+    except ConnectorError as exc:
+        _out(f"{label}: FAILED: {exc}")
+        return 1
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    """`prepaid db upgrade`."""
+    App(settings).ledger.upgrade()
+    _out("database is up to date")
+    return EXIT_OK
+
+
+# --- output helpers -----------------------------------------------------------------------
+
+
+def _check_customer(settings: Settings, customer_id: str | None) -> None:
+    if customer_id is not None and settings.customer(customer_id) is None:
+        raise UsageError(
+            f"unknown customer {customer_id!r}; configured: "
+            + ", ".join(c.id for c in settings.customers)
+        )
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> None:
+    """A table: boxed by rich on a terminal, plain tab-separated text otherwise."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*headers)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        Console().print(table)
+        return
+    _out("\t".join(headers))
+    for row in rows:
+        _out("\t".join("" if v is None else str(v) for v in row))
+
+
+class _progress:
+    """A progress bar on stderr when it is a terminal; nothing otherwise."""
+
+    def __enter__(self) -> Callable[[str, int], None] | None:
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn
+
+        self._bar = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            transient=True,
+            console=Console(stderr=True),
+        )
+        self._bar.start()
+        self._tasks: dict[str, Any] = {}
+        self._counts: dict[str, int] = {}
+
+        def tick(source: str, n: int) -> None:
+            if source not in self._tasks:
+                self._tasks[source] = self._bar.add_task(source)
+                self._counts[source] = 0
+            self._counts[source] += n
+            self._bar.update(
+                self._tasks[source], description=f"{source}: {self._counts[source]} records"
+            )
+
+        return tick
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(self, "_bar"):
+            self._bar.stop()

@@ -1,0 +1,511 @@
+"""CsvSource: each export format into exact entries, stable identities, snapshot pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.sources.csv_export import PAGE_SIZE, CsvSource
+from sync.model import InvalidRecord, TimeEntry
+from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
+from sync.settings import CsvSettings
+from tests.support import ALL_FIXTURES
+
+FIXTURES = ALL_FIXTURES / "csv"
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
+UTC = dt.UTC
+GENERIC_HEADER = "date,hours,user,client,project,task,billable,description\n"
+
+
+def make_source(path: Path, fmt: str = "generic") -> CsvSource:
+    settings = CsvSettings(
+        yaml_path="sources[1]", name="exports", type="csv", file=path, format=fmt
+    )
+    return CsvSource(settings)
+
+
+def fetch(
+    path: Path, fmt: str = "generic", cursor: str | None = None, window: DateWindow | None = None
+) -> list[Page]:
+    return list(make_source(path, fmt).fetch(FetchRequest(cursor, window, NOW)))
+
+
+def entries_of(pages: list[Page]) -> list[TimeEntry]:
+    return [entry for page in pages for entry in page.entries]
+
+
+def without_identity(entry: TimeEntry) -> TimeEntry:
+    """The entry with its derived id and version blanked: those are checked on their own."""
+    return replace(entry, external_id="", version="")
+
+
+def expected(**fields: Any) -> TimeEntry:
+    """An entry of the fixtures' source and client, id and version blank (see above)."""
+    return TimeEntry(
+        source="exports", external_id="", version="", client_name="ACME Corp", **fields
+    )
+
+
+def identity_hash(*parts: str) -> str:
+    """The documented identity: date, user, client, project, task, description, start."""
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_bytes(text.encode())
+    return path
+
+
+def test_csv_source_satisfies_the_time_source_protocol() -> None:
+    source: TimeSource = make_source(FIXTURES / "generic.csv")
+    assert source.name == "exports"
+
+
+# --- formats --------------------------------------------------------------------------------
+
+
+def test_generic_rows_become_exact_entries() -> None:
+    pages = fetch(FIXTURES / "generic.csv")
+    entries = entries_of(pages)
+    assert [without_identity(e) for e in entries] == [
+        expected(
+            spent_date=dt.date(2026, 3, 2),
+            seconds=5400,
+            user_name="Ada Lovelace",
+            project_name="Website",
+            task_name="Design",
+            tags=("design", "urgent"),
+            description="Homepage mockups",
+        ),
+        expected(
+            spent_date=dt.date(2026, 3, 2),
+            seconds=8100,  # from start/end, the +01:00 offset honoured
+            start=dt.datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
+            stop=dt.datetime(2026, 3, 2, 10, 15, tzinfo=UTC),
+            user_name="Grace Hopper",
+            project_name="Website",
+            task_name="Development",
+            description="API work",
+        ),
+        expected(
+            spent_date=dt.date(2026, 3, 3),
+            seconds=2700,  # "0:45" wins over start/end
+            billable=False,
+            start=dt.datetime(2026, 3, 3, 9, 30, tzinfo=UTC),
+            stop=dt.datetime(2026, 3, 3, 10, 15, tzinfo=UTC),
+            user_name="Ada Lovelace",
+            project_name="Support",
+            tags=("internal",),
+            description="Standup",
+        ),
+    ]
+    assert entries[0].external_id == identity_hash(
+        "2026-03-02", "Ada Lovelace", "ACME Corp", "Website", "Design", "Homepage mockups", ""
+    )
+    assert entries[1].external_id == identity_hash(
+        "2026-03-02",
+        "Grace Hopper",
+        "ACME Corp",
+        "Website",
+        "Development",
+        "API work",
+        "2026-03-02T08:00:00+00:00",
+    )
+    assert entries[0].raw["invoice_ref"] == "X-1"  # extra columns kept for audit, not parsed
+    assert [len(e.version) for e in entries] == [16, 16, 16]
+    assert len({e.version for e in entries}) == 3
+
+
+def test_generic_id_and_updated_at_columns_are_used_when_present() -> None:
+    first, second = entries_of(fetch(FIXTURES / "generic_ids.csv"))
+    assert first == TimeEntry(
+        source="exports",
+        external_id="1001",
+        version="2026-03-02T10:00:00Z",
+        spent_date=dt.date(2026, 3, 2),
+        seconds=8100,
+        user_name="Ada",
+        client_id="c-1",
+        client_name="ACME Corp",
+        project_id="p-9",
+        project_name="Website",
+        task_name="Dev",
+        description="Build",
+        rate=Decimal("95.00"),
+        rate_currency="EUR",
+    )
+    assert second.external_id == "1002"
+    assert second.spent_date == dt.date(2026, 3, 4)  # 03/04/2026 is month first
+    assert (second.seconds, second.billable, second.rate) == (1800, False, None)
+    assert len(second.version) == 16  # no updated_at: a hash of the row
+
+
+def test_harvest_detailed_time_report() -> None:
+    entries = entries_of(fetch(FIXTURES / "harvest.csv", "harvest"))
+    assert [without_identity(e) for e in entries] == [
+        expected(
+            spent_date=dt.date(2026, 3, 2),
+            seconds=5400,
+            user_name="Ada Lovelace",
+            project_name="Website",
+            task_name="Design",
+            description="Homepage, v2",
+            rate=Decimal("95.00"),
+            rate_currency="EUR",
+        ),
+        expected(
+            spent_date=dt.date(2026, 3, 3),
+            seconds=1188,  # 0.33 h exactly, not the rounded 0.5
+            billable=False,
+            user_name="Grace Hopper",
+            project_name="Website",
+            task_name="Meetings",
+            description="Weekly call",
+            rate=Decimal("0"),
+            rate_currency="EUR",
+        ),
+    ]
+
+
+def test_toggl_detailed_report() -> None:
+    entries = entries_of(fetch(FIXTURES / "toggl.csv", "toggl"))
+    assert [without_identity(e) for e in entries] == [
+        expected(
+            spent_date=dt.date(2026, 3, 2),
+            seconds=5400,
+            start=dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+            stop=dt.datetime(2026, 3, 2, 10, 30, tzinfo=UTC),
+            user_name="Ada Lovelace",
+            project_name="Website",
+            tags=("design", "urgent"),
+            description="Homepage mockups",
+        ),
+        expected(
+            spent_date=dt.date(2026, 3, 2),  # the start's date, though it ends the next day
+            seconds=4500,
+            billable=False,
+            start=dt.datetime(2026, 3, 2, 23, 30, tzinfo=UTC),
+            stop=dt.datetime(2026, 3, 3, 0, 45, tzinfo=UTC),
+            user_name="Grace Hopper",
+            project_name="Website",
+            task_name="Ops",
+            description="Night deploy",
+        ),
+    ]
+
+
+def test_clockify_detailed_report_with_us_dates_and_12_hour_times() -> None:
+    entries = entries_of(fetch(FIXTURES / "clockify.csv", "clockify"))
+    assert [without_identity(e) for e in entries] == [
+        expected(
+            spent_date=dt.date(2026, 3, 6),
+            seconds=7230,  # Duration (h) 02:00:30, exact; the decimal 2.01 would say 7236
+            start=dt.datetime(2026, 3, 6, 10, 0, tzinfo=UTC),
+            stop=dt.datetime(2026, 3, 6, 12, 0, 30, tzinfo=UTC),
+            user_name="Ada Lovelace",
+            project_name="Website",
+            tags=("dev",),
+            description="Push notifications",
+            rate=Decimal("150.00"),
+            rate_currency="USD",
+        ),
+        expected(
+            spent_date=dt.date(2026, 3, 13),
+            seconds=1800,
+            billable=False,
+            start=dt.datetime(2026, 3, 13, 13, 15, tzinfo=UTC),
+            stop=dt.datetime(2026, 3, 13, 13, 45, tzinfo=UTC),
+            user_name="Grace Hopper",
+            project_name="Website",
+            task_name="QA",
+            tags=("dev", "qa"),
+            description="Bug triage",
+            rate=Decimal("0.00"),
+            rate_currency="USD",
+        ),
+    ]
+
+
+def test_a_file_whose_slash_dates_prove_day_first_is_read_day_first(tmp_path: Path) -> None:
+    header = "Project,Client,Description,Start Date,Start Time,Duration (h)\n"
+    path = write(tmp_path / "c.csv", header + "W,A,x,02/03/2026,09:00,01:00:00\n")
+    with path.open("a") as stream:
+        stream.write("W,A,y,13/03/2026,09:00,01:00:00\n")
+    pages = fetch(path, "clockify")
+    assert [e.spent_date for e in entries_of(pages)] == [dt.date(2026, 3, 2), dt.date(2026, 3, 13)]
+    assert pages[-1].snapshot == DateWindow(dt.date(2026, 3, 2), dt.date(2026, 3, 13))
+
+
+def test_generic_without_date_column_takes_the_starts_local_date(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "g.csv",
+        "start,end,client\n2026-03-02T23:30:00-05:00,2026-03-03T00:30:00-05:00,ACME Corp\n",
+    )
+    (entry,) = entries_of(fetch(path))
+    assert entry.spent_date == dt.date(2026, 3, 2)  # the work day where it was logged
+    assert entry.start == dt.datetime(2026, 3, 3, 4, 30, tzinfo=UTC)
+    assert entry.seconds == 3600
+
+
+# --- identity and versions ------------------------------------------------------------------
+
+
+ROWS = [
+    "2026-03-02,1.5,Ada,ACME Corp,Website,Dev,true,Build\n",
+    "2026-03-02,2,Grace,ACME Corp,Website,Dev,true,Review\n",
+    "2026-03-03,0.5,Ada,ACME Corp,Website,Ops,false,Deploy\n",
+]
+
+
+def ids_and_versions(path: Path) -> dict[str, str]:
+    return {e.external_id: e.version for e in entries_of(fetch(path))}
+
+
+def test_identity_and_version_survive_a_reordered_re_export(tmp_path: Path) -> None:
+    before = ids_and_versions(write(tmp_path / "a.csv", GENERIC_HEADER + "".join(ROWS)))
+    reordered_columns = "description,billable,task,project,client,user,hours,date\n" + "".join(
+        ",".join(reversed(row.rstrip("\n").split(","))) + "\n" for row in reversed(ROWS)
+    )
+    after = ids_and_versions(write(tmp_path / "b.csv", reordered_columns))
+    assert after == before
+    assert len(before) == 3
+
+
+def test_edited_hours_keep_the_id_and_change_the_version(tmp_path: Path) -> None:
+    before = entries_of(fetch(write(tmp_path / "a.csv", GENERIC_HEADER + "".join(ROWS))))
+    edited = [ROWS[0].replace(",1.5,", ",1.75,"), *ROWS[1:]]
+    after = entries_of(fetch(write(tmp_path / "b.csv", GENERIC_HEADER + "".join(edited))))
+    assert [e.external_id for e in after] == [e.external_id for e in before]
+    assert after[0].version != before[0].version
+    assert after[0].seconds == 6300
+    assert [e.version for e in after[1:]] == [e.version for e in before[1:]]
+
+
+def test_identical_rows_get_distinct_ids(tmp_path: Path) -> None:
+    path = write(tmp_path / "dup.csv", GENERIC_HEADER + ROWS[0] * 3)
+    ids = [e.external_id for e in entries_of(fetch(path))]
+    base = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "Build", "")
+    assert ids == [base, f"{base}#2", f"{base}#3"]
+
+
+def test_a_repeated_id_column_value_is_invalid(tmp_path: Path) -> None:
+    text = "id,date,hours\n7,2026-03-02,1\n7,2026-03-02,2\n"
+    (page,) = fetch(write(tmp_path / "ids.csv", text))
+    assert [e.external_id for e in page.entries] == ["7"]
+    assert page.invalid == (
+        InvalidRecord(
+            "exports",
+            "ids.csv line 3",
+            "id '7' appears more than once",
+            {},
+            "7",
+            dt.date(2026, 3, 2),
+        ),
+    )
+
+
+# --- invalid rows ---------------------------------------------------------------------------
+
+
+def test_bad_rows_become_invalid_records_and_the_rest_goes_on() -> None:
+    (page,) = fetch(FIXTURES / "invalid.csv")
+    assert [(e.description, e.seconds) for e in page.entries] == [
+        ("Good one", 5400),
+        ("Multi\nline note", 7200),
+        ("Last good", 900),
+    ]
+    day3, day4 = dt.date(2026, 3, 3), dt.date(2026, 3, 4)
+    not_a_date = "date '2026-02-30' is not a date (YYYY-MM-DD, M/D/YYYY or D.M.YYYY)"
+    assert [(r.locator, r.reason, r.spent_date) for r in page.invalid] == [
+        ("invalid.csv line 3", not_a_date, None),
+        ("invalid.csv line 4", "hours 'abc' is not a number", day3),
+        ("invalid.csv line 5", "hours '-2' is negative", day3),
+        ("invalid.csv line 6", "date is empty", None),
+        ("invalid.csv line 7", "no duration: hours empty", day4),
+        ("invalid.csv line 8", "billable 'maybe' is not true/false, yes/no or 1/0", day4),
+        ("invalid.csv line 11", "row has 9 cells but the header has 8", dt.date(2026, 3, 5)),
+    ]  # fmt: skip
+    bad_hours = page.invalid[1]
+    assert bad_hours.source == "exports"
+    assert bad_hours.raw == {
+        "date": "2026-03-03",
+        "hours": "abc",
+        "user": "Ada",
+        "client": "ACME Corp",
+        "project": "Website",
+        "task": "Dev",
+        "billable": "true",
+        "description": "Bad hours",
+    }
+    # An invalid edit keeps the identity of the row, so it never reads as a deletion.
+    assert bad_hours.external_id == identity_hash(
+        "2026-03-03", "Ada", "ACME Corp", "Website", "Dev", "Bad hours", ""
+    )
+    assert page.invalid[0].external_id is None
+    assert page.invalid[6].raw["(cells beyond the header)"] == [" comma"]
+    assert page.snapshot == DateWindow(dt.date(2026, 3, 2), dt.date(2026, 3, 6))
+    assert page.snapshot_complete is True
+
+
+def test_a_file_without_valid_rows_is_never_a_snapshot(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.csv", GENERIC_HEADER + "2026-03-02,x,Ada,A,W,D,true,n\n")
+    (page,) = fetch(path)
+    assert page.entries == ()
+    assert [r.reason for r in page.invalid] == ["hours 'x' is not a number"]
+    assert (page.snapshot, page.snapshot_complete) == (None, False)
+    assert page.cursor == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --- cursor and pages -----------------------------------------------------------------------
+
+
+def test_an_unchanged_file_yields_no_page_and_a_window_forces_a_re_read() -> None:
+    path = FIXTURES / "generic.csv"
+    cursor = fetch(path)[-1].cursor
+    assert cursor == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert fetch(path, cursor=cursor) == []
+    window = DateWindow(dt.date(2026, 3, 1), dt.date(2026, 3, 31))
+    (page,) = fetch(path, cursor=cursor, window=window)
+    assert (len(page.entries), page.cursor, page.snapshot_complete) == (3, cursor, True)
+
+
+def generated_rows(count: int) -> str:
+    return "".join(
+        f"2026-03-{1 + i % 28:02d},0.25,user{i % 5},ACME Corp,Website,Dev,true,item {i}\n"
+        for i in range(count)
+    )
+
+
+def test_pages_carry_the_snapshot_and_only_the_last_completes_it(tmp_path: Path) -> None:
+    rows = 2 * PAGE_SIZE + 500
+    path = write(tmp_path / "big.csv", GENERIC_HEADER + generated_rows(rows))
+    pages = fetch(path)
+    window = DateWindow(dt.date(2026, 3, 1), dt.date(2026, 3, 28))
+    assert [len(p.entries) for p in pages] == [PAGE_SIZE, PAGE_SIZE, 500]
+    assert [p.snapshot for p in pages] == [window, window, window]
+    assert [p.snapshot_complete for p in pages] == [False, False, True]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [p.cursor for p in pages] == [None, None, digest]
+    assert len({e.external_id for p in pages for e in p.entries}) == rows
+
+
+def test_invalid_records_ride_on_the_page_where_they_occur(tmp_path: Path) -> None:
+    rows = generated_rows(2 * PAGE_SIZE).splitlines(keepends=True)
+    rows.insert(10, "2026-03-02,oops,Ada,A,W,D,true,early\n")  # line 12: on the first page
+    rows.append("2026-03-02,oops,Ada,A,W,D,true,late\n")  # after the last entry: last page
+    pages = fetch(write(tmp_path / "mixed.csv", GENERIC_HEADER + "".join(rows)))
+    assert [len(p.entries) for p in pages] == [PAGE_SIZE, PAGE_SIZE]
+    assert [[r.locator for r in p.invalid] for p in pages] == [
+        ["mixed.csv line 12"],
+        [f"mixed.csv line {2 * PAGE_SIZE + 3}"],
+    ]
+    assert [p.snapshot_complete for p in pages] == [False, True]
+
+
+def test_a_file_changed_while_being_read_fails_before_the_last_page(tmp_path: Path) -> None:
+    path = write(tmp_path / "live.csv", GENERIC_HEADER + generated_rows(PAGE_SIZE + 500))
+    pages = make_source(path).fetch(FetchRequest(None, None, NOW))
+    first = next(pages)
+    assert first.cursor is None and not first.snapshot_complete
+    with path.open("a") as stream:
+        stream.write("2026-03-09,1,Ada,A,W,D,true,appended\n")
+    with pytest.raises(ConnectorError, match="changed while being read"):
+        list(pages)
+
+
+def test_a_hundred_thousand_rows_stream_in_pages(tmp_path: Path) -> None:
+    path = write(tmp_path / "huge.csv", GENERIC_HEADER + generated_rows(100_000))
+    count = pages = largest = 0
+    for page in make_source(path).fetch(FetchRequest(None, None, NOW)):
+        count, pages = count + len(page.entries), pages + 1
+        largest = max(largest, len(page.entries))
+    assert (count, pages, largest) == (100_000, -(-100_000 // PAGE_SIZE), PAGE_SIZE)
+
+
+# --- file encodings and separators ----------------------------------------------------------
+
+
+def test_bom_and_windows_line_endings(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(("\ufeff" + GENERIC_HEADER + ROWS[0] + ROWS[1]).replace("\n", "\r\n").encode())
+    pages = fetch(path)
+    entries = entries_of(pages)
+    assert [(e.spent_date, e.seconds, e.description) for e in entries] == [
+        (dt.date(2026, 3, 2), 5400, "Build"),
+        (dt.date(2026, 3, 2), 7200, "Review"),
+    ]
+    assert "date" in entries[0].raw  # the BOM is not part of the first header
+    assert pages[-1].invalid == ()
+
+
+def test_semicolon_separated_file_with_decimal_commas_and_dotted_dates(tmp_path: Path) -> None:
+    path = write(tmp_path / "eu.csv", "date;hours;client\n02.03.2026;1,5;ACME Corp\n")
+    (entry,) = entries_of(fetch(path))
+    assert (entry.spent_date, entry.seconds, entry.client_name) == (
+        dt.date(2026, 3, 2),
+        5400,
+        "ACME Corp",
+    )
+
+
+def test_text_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(GENERIC_HEADER.encode() + "2026-03-02,1,Zoë,A,W,D,true,x\n".encode("latin-1"))
+    with pytest.raises(ConnectorError, match="is not UTF-8"):
+        fetch(path)
+
+
+# --- check_connection and configuration errors ----------------------------------------------
+
+
+def test_check_connection_counts_rows_and_invalid_rows() -> None:
+    generic = make_source(FIXTURES / "generic.csv")
+    assert generic.check_connection() == f"{FIXTURES / 'generic.csv'}: 3 rows, generic format"
+    invalid = make_source(FIXTURES / "invalid.csv")
+    expected = f"{FIXTURES / 'invalid.csv'}: 10 rows (7 invalid), generic format"
+    assert invalid.check_connection() == expected
+
+
+def test_a_missing_file_is_a_connector_error(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "nope.csv")
+    expected = f"file {tmp_path / 'nope.csv'} not found (check sources[1].path)"
+    with pytest.raises(ConnectorError) as raised:
+        list(source.fetch(FetchRequest(None, None, NOW)))
+    assert str(raised.value) == expected
+    with pytest.raises(ConnectorError, match="not found"):
+        source.check_connection()
+
+
+def test_an_export_of_another_tracker_names_the_format_to_set() -> None:
+    source = make_source(FIXTURES / "harvest.csv", "generic")
+    with pytest.raises(ConnectorError) as raised:
+        source.check_connection()
+    expected = (
+        "harvest.csv: the header is a harvest export's, not generic "
+        "(set sources[1].format: harvest)"
+    )
+    assert str(raised.value) == expected
+
+
+def test_a_header_without_required_columns_says_which(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv", "User,Start date,Description\nAda,2026-03-02,x\n")
+    with pytest.raises(ConnectorError) as raised:
+        make_source(path, "toggl").check_connection()
+    expected = (
+        "t.csv: header not recognised as a toggl export: missing duration or start time+end time "
+        "(check sources[1].format)"
+    )
+    assert str(raised.value) == expected
+
+
+def test_an_empty_file_and_an_unknown_format_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConnectorError, match="is empty"):
+        make_source(write(tmp_path / "e.csv", "\n\n")).check_connection()
+    with pytest.raises(ConnectorError, match="unknown CSV format 'excel'"):
+        make_source(tmp_path / "e.csv", "excel")

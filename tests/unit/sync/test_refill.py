@@ -1,0 +1,225 @@
+"""The refill policy and state machine against a real database and an in-memory sink."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from sync.books import ensure_books, topup
+from sync.ledger.database import Ledger, budget_balance, installation_id, schema
+from sync.ports import InvoiceStatus, WebhookEvent
+from sync.refill import RefillError, RefillReport, RefillService
+from sync.rules import Pricer
+from sync.settings import Budget, RefillPolicy, Settings
+from tests.support import RecordingSink, money_customer, settings_for
+
+CLOCK = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
+
+
+def setup(db_url: str, **customer_args: object) -> tuple[Ledger, Settings, RecordingSink]:
+    settings = settings_for(db_url, money_customer(**customer_args))  # type: ignore[arg-type]
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    ensure_books(ledger, settings, Pricer(settings.customers))
+    return ledger, settings, RecordingSink()
+
+
+def service(ledger: Ledger, settings: Settings, sink: RecordingSink) -> RefillService:
+    return RefillService(ledger, settings, {"files": sink}, clock=lambda: CLOCK[0])
+
+
+def spend(ledger: Ledger, settings: Settings, amount: str) -> None:
+    """Move the balance by a negative top-up (a test shortcut for deducted time)."""
+    customer = settings.customers[0]
+    topup(ledger, customer, customer.budgets[0], Decimal(amount), None)
+
+
+def balance(ledger: Ledger) -> int:
+    with ledger.read() as conn:
+        return budget_balance(conn, "acme", "retainer")
+
+
+def refills(ledger: Ledger) -> list[tuple[str, str, int]]:
+    r = schema.refills
+    with ledger.read() as conn:
+        return [
+            (x.id, x.status, int(x.amount_minor)) for x in conn.execute(select(r).order_by(r.c.seq))
+        ]
+
+
+def test_no_refill_above_threshold(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="300.00", below="300.00")
+    report = service(ledger, settings, sink).run()
+    assert report.raised == [] and refills(ledger) == []
+
+
+def test_refill_raised_once_issued_then_credited_when_paid(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="299.99", below="300.00")
+    svc = service(ledger, settings, sink)
+    report = svc.run()
+    assert (report.raised, report.issued) == (["acme-retainer-1"], ["acme-retainer-1"])
+    assert refills(ledger) == [("acme-retainer-1", "issued", 100000)]
+    assert sink.requests[0].amount_minor == 100000
+    assert sink.requests[0].description == "Prepaid budget top-up"
+    with ledger.begin() as conn:
+        installation = installation_id(conn)
+    assert sink.requests[0].reference == f"acme-retainer-1/{installation}"
+    assert svc.run().raised == []  # one open refill per budget
+    assert len(sink.invoices) == 1
+    sink.set_status("acme-retainer-1", InvoiceStatus.PAID)
+    assert svc.run().credited == ["acme-retainer-1"]
+    assert balance(ledger) == 29999 + 100000
+    assert svc.run().credited == []
+    assert balance(ledger) == 129999
+
+
+def test_top_up_to_and_credit_on_issued(db_url: str) -> None:
+    settings = settings_for(db_url, money_customer(opening="100.00", below="300.00"))
+    customer = settings.customers[0]
+    budget = customer.budgets[0]
+    policy = RefillPolicy(below=Decimal("300"), top_up_to=Decimal("1250.00"), credit_on="issued")
+    customer = customer.__class__(
+        **{**_fields(customer), "budgets": (_with_refill(budget, policy),)}
+    )
+    settings = settings_for(db_url, customer)
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    ensure_books(ledger, settings, Pricer(settings.customers))
+    sink = RecordingSink()
+    service(ledger, settings, sink).run()
+    assert refills(ledger) == [("acme-retainer-1", "issued", 115000)]
+    assert balance(ledger) == 125000
+    sink.set_status("acme-retainer-1", InvoiceStatus.VOID)
+    report = service(ledger, settings, sink).run()
+    assert report.voided == ["acme-retainer-1"]
+    assert balance(ledger) == 10000  # credit taken back when the invoice is voided
+
+
+def _fields(obj: object) -> dict[str, object]:
+    return {name: getattr(obj, name) for name in obj.__dataclass_fields__}  # type: ignore[attr-defined]
+
+
+def _with_refill(budget: Budget, policy: RefillPolicy) -> Budget:
+    return Budget(**{**_fields(budget), "refill": policy})  # type: ignore[arg-type]
+
+
+def test_refused_invoice_fails_until_retried(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    sink.refuse_with = "stripe: No such customer: cus_404"
+    svc = service(ledger, settings, sink)
+    report = svc.run()
+    assert report.failed == ["acme-retainer-1: stripe: No such customer: cus_404"]
+    assert report.partial
+    again = svc.run()
+    assert again.raised == [] and len(sink.requests) == 1  # not retried by itself
+    sink.refuse_with = None
+    retried = svc.retry("acme-retainer-1")
+    assert retried.issued == ["acme-retainer-1"]
+    assert sink.requests[-1].idempotency_key.endswith(":acme-retainer-1:a2")
+    with pytest.raises(RefillError):
+        svc.retry("acme-retainer-1")
+
+
+def test_runaway_guard(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0", max_per_day=2)
+    svc = service(ledger, settings, sink)
+    for n in (1, 2):
+        svc.run()
+        sink.set_status(f"acme-retainer-{n}", InvoiceStatus.VOID)
+        svc.run()
+    report = svc.run()
+    assert report.raised == []
+    assert "2 refills were already raised today" in report.guarded[0]
+    assert "max_per_day 2" in report.guarded[0]
+
+
+def test_manual_payment_for_outbox(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    sink.reports_payment = False
+    svc = service(ledger, settings, sink)
+    svc.run()
+    svc.mark_paid("acme-retainer-1")
+    assert balance(ledger) == 100000
+    with pytest.raises(RefillError, match="already paid"):
+        svc.mark_paid("acme-retainer-1")
+    with pytest.raises(RefillError, match="no refill"):
+        svc.mark_paid("nope")
+
+
+def test_intent_without_invoice_is_completed_by_next_run(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    svc = service(ledger, settings, sink)
+    customer = settings.customers[0]
+    raised = svc._raise(customer, customer.budgets[0], RefillReport())
+    assert raised == "acme-retainer-1" and sink.requests == []
+    done = svc.run()
+    assert done.issued == ["acme-retainer-1"] and done.raised == []
+    assert len(sink.invoices) == 1
+
+
+def test_open_slot_is_unique_in_the_schema(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    service(ledger, settings, sink).run()
+    from sqlalchemy.exc import IntegrityError
+
+    r = schema.refills
+    with pytest.raises(IntegrityError), ledger.begin() as conn:
+        row = dict(conn.execute(select(r)).one()._mapping)
+        conn.execute(r.insert().values(**{**row, "id": "dup", "seq": 99}))
+
+
+EVENTS = st.lists(
+    st.sampled_from(["invoice.payment_failed", "invoice.paid", "invoice.voided", "other"]),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    final=st.sampled_from([InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.OPEN]),
+    deliveries=EVENTS,
+    repeats=st.integers(min_value=1, max_value=3),
+)
+def test_webhooks_in_any_order_and_repeats(
+    sqlite_url: str,
+    final: str,
+    deliveries: list[str],
+    repeats: int,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    url = f"sqlite:///{tmp_path_factory.mktemp('wh') / 'ledger.db'}"
+    ledger, settings, sink = setup(url, opening="0")
+    svc = service(ledger, settings, sink)
+    svc.run()
+    sink.set_status("acme-retainer-1", final)
+    outcomes = []
+    for n, kind in enumerate(deliveries * repeats):
+        event = WebhookEvent(
+            event_id=f"evt_{n % len(deliveries)}",
+            type=kind,
+            invoice_id="inv_acme-retainer-1",
+            refill_id="acme-retainer-1",
+        )
+        outcomes.append(svc.apply_webhook("files", event))
+    expected = {
+        InvoiceStatus.PAID: ("paid", 100000),
+        InvoiceStatus.VOID: ("void", 0),
+        InvoiceStatus.OPEN: ("issued", 0),
+    }[final]
+    if not any(k.startswith("invoice.") for k in deliveries):
+        expected = ("issued", 0)
+    assert (refills(ledger)[0][1], balance(ledger)) == expected
+    with ledger.read() as conn:
+        credits = conn.execute(
+            select(func.count()).where(schema.postings.c.kind == "refill_credit")
+        ).scalar_one()
+    assert credits == (1 if expected[0] == "paid" else 0)
+    assert outcomes.count("duplicate") == len(deliveries) * repeats - len(deliveries)
