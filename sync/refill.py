@@ -5,7 +5,14 @@ before any sink is called. Only then is the sink asked to issue the invoice, and
 sink reports is recorded, so a run that dies anywhere is finished by the next one with the same
 key (I3). The budget is credited by one posting keyed by the refill id, which the database
 refuses to write twice (I4). A unique "open slot" per budget makes "at most one open refill" a
-property of the schema, not of careful code.
+property of the schema, not of careful code. The table and the allowed moves between statuses
+live in `sync.ledger.refills`; this module decides *when* to move.
+
+Money received is credited whatever came before: an invoice marked uncollectible voids its
+refill, but Stripe still lets the client pay it, so such refills keep being polled and a payment
+moves them to paid and credits them once. A partly paid invoice is shown as such and credited
+when paid in full; a partial payment on an invoice that is then voided is reported for the
+operator (it is not credited by itself).
 """
 
 from __future__ import annotations
@@ -14,26 +21,40 @@ import datetime as dt
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from sync.books import budget_unit
 from sync.crash import crash_point
-from sync.ledger import schema
-from sync.ledger.database import (
+from sync.ledger import (
+    InvoiceTerms,
     Ledger,
+    Refill,
+    Retry,
     budget_balance,
+    get_refill,
     insert_postings,
+    insert_refill,
     installation_id,
+    may_move,
+    note_error,
+    note_payment_error,
+    open_refill,
+    payable_void_refills,
     posting_exists,
     posting_row,
+    record_invoice_state,
+    record_webhook,
+    refill_by_invoice,
+    refills_raised_since,
+    transition,
+    webhook_seen,
 )
-from sync.ledger.database import utcnow as _utcnow
+from sync.ledger import utcnow as _utcnow
 from sync.model import HOUR_UNIT, PostingKind, RefillStatus, format_amount, from_minor, to_minor
 from sync.ports import (
     ConnectorError,
@@ -47,8 +68,16 @@ from sync.ports import (
 from sync.settings import Budget, Customer, Settings
 
 log = logging.getLogger(__name__)
-R = schema.refills
 LEASE_TTL = dt.timedelta(minutes=5)
+
+# The refill status an invoice's final state leads to; other states leave the status alone.
+_FINAL: Mapping[str, str] = {
+    InvoiceStatus.PAID: RefillStatus.PAID,
+    InvoiceStatus.VOID: RefillStatus.VOID,
+    InvoiceStatus.UNCOLLECTIBLE: RefillStatus.VOID,
+}
+# Where the operator may record a payment by hand: an invoice that exists or existed.
+_PAYABLE_BY_HAND = (RefillStatus.ISSUED, RefillStatus.VOID, RefillStatus.FAILED)
 
 
 class RefillError(Exception):
@@ -67,6 +96,7 @@ class RefillReport:
     errors: list[str] = field(default_factory=list)
     guarded: list[str] = field(default_factory=list)
     would_raise: list[str] = field(default_factory=list)
+    paid_in_part: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -78,6 +108,20 @@ def refill_config_hash(customer: Customer, budget: Budget) -> str:
     """What a refill invoice depends on; a change lets a failed refill be retried by itself."""
     parts = (customer.currency, customer.invoice_to, budget.rate, budget.refill, budget.unit)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+
+
+def invoice_terms(customer: Customer, budget: Budget, amount_minor: int) -> InvoiceTerms:
+    """What the client is invoiced for a refill of `amount_minor` in the budget's unit; made
+    once per attempt and stored, so a resumed attempt sends exactly what the first one did."""
+    if budget.unit == "hours":
+        assert budget.rate is not None
+        hours = from_minor(amount_minor, HOUR_UNIT)
+        total = to_minor(hours * budget.rate, customer.currency)
+        rate = format_amount(to_minor(budget.rate, customer.currency), customer.currency)
+        text = f"Prepaid budget top-up: {hours.normalize():f} h at {customer.currency} {rate}"
+        return InvoiceTerms(total, hours, budget.rate, text)
+    price = from_minor(amount_minor, customer.currency)
+    return InvoiceTerms(amount_minor, Decimal(1), price, "Prepaid budget top-up")
 
 
 class RefillService:
@@ -121,13 +165,16 @@ class RefillService:
     def _run_budget(
         self, customer: Customer, budget: Budget, report: RefillReport, *, dry_run: bool
     ) -> None:
+        if not dry_run:
+            # a late payment first, so the policy does not invoice the same shortfall again
+            self._poll_payable_voids(customer, budget, report)
         with self.ledger.read() as conn:
-            open_row = self._open_refill(conn, customer.id, budget.id)
-        if open_row is not None:
+            current = open_refill(conn, customer.id, budget.id)
+        if current is not None:
             if not dry_run:
-                self._advance(open_row, customer, budget, report)
-            elif open_row.status == RefillStatus.FAILED:
-                report.failed.append(f"{open_row.id}: {open_row.error}")
+                self._advance(current, customer, budget, report)
+            elif current.status == RefillStatus.FAILED:
+                report.failed.append(f"{current.id}: {current.error}")
             return
         if budget.refill is None or customer.invoice_to is None:
             return
@@ -142,8 +189,27 @@ class RefillService:
             return
         crash_point("after_refill_intent")
         with self.ledger.read() as conn:
-            row = conn.execute(select(R).where(R.c.id == refill_id)).one()
-        self._advance(row, customer, budget, report)
+            raised = get_refill(conn, refill_id)
+        assert raised is not None
+        self._advance(raised, customer, budget, report)
+
+    def _poll_payable_voids(self, customer: Customer, budget: Budget, report: RefillReport) -> None:
+        """Refresh refills voided because their invoice was marked uncollectible: the client
+        may still pay such an invoice, and that money must be credited (a webhook may be
+        missed, or the sink may send none)."""
+        with self.ledger.read() as conn:
+            voided = payable_void_refills(conn, customer.id, budget.id)
+        for refill in voided:
+            sink = self.sinks.get(refill.sink)
+            if sink is None or not sink.reports_payment:
+                continue
+            try:
+                state = sink.refresh(refill.invoice_state())
+            except ConnectorError as exc:
+                report.errors.append(f"{refill.id}: could not read the invoice: {exc}")
+                continue
+            if state.status == InvoiceStatus.PAID:
+                self._apply_state(refill.id, state, report)
 
     # --- policy -----------------------------------------------------------------------------
 
@@ -175,7 +241,7 @@ class RefillService:
         unit = budget_unit(customer, budget)
         now = self.clock()
         with self.ledger.begin() as conn:
-            if self._open_refill(conn, customer.id, budget.id) is not None:
+            if open_refill(conn, customer.id, budget.id) is not None:
                 return None
             balance = budget_balance(conn, customer.id, budget.id)
             if balance >= to_minor(policy.below, unit):
@@ -183,13 +249,7 @@ class RefillService:
             day_start = dt.datetime.combine(
                 now.astimezone(self.tz).date(), dt.time(), tzinfo=self.tz
             )
-            today = conn.execute(
-                select(func.count()).where(
-                    (R.c.customer_id == customer.id)
-                    & (R.c.budget_id == budget.id)
-                    & (R.c.created_at >= day_start)
-                )
-            ).scalar_one()
+            today = refills_raised_since(conn, customer.id, budget.id, day_start)
             if today >= policy.max_per_day:
                 report.guarded.append(
                     f"{customer.id}/{budget.id}: balance {format_amount(balance, unit)} is"
@@ -199,124 +259,98 @@ class RefillService:
                 )
                 return None
             amount = self._amount(policy.amount, policy.top_up_to, balance, unit)
-            seq = 1 + int(
-                conn.execute(
-                    select(func.coalesce(func.max(R.c.seq), 0)).where(
-                        (R.c.customer_id == customer.id) & (R.c.budget_id == budget.id)
-                    )
-                ).scalar_one()
+            refill = insert_refill(
+                conn,
+                customer_id=customer.id,
+                budget_id=budget.id,
+                sink=customer.invoice_to.sink,
+                amount_minor=amount,
+                unit=unit,
+                currency=customer.currency,
+                terms=invoice_terms(customer, budget, amount),
+                credit_on=policy.credit_on,
+                config_hash=refill_config_hash(customer, budget),
+                balance_minor=balance,
+                installation=installation_id(conn),
+                now=now,
             )
-            refill_id = f"{customer.id}-{budget.id}-{seq}"
-            invoice = _invoice_terms(customer, budget, amount)
-            conn.execute(
-                R.insert().values(
-                    id=refill_id,
-                    customer_id=customer.id,
-                    budget_id=budget.id,
-                    seq=seq,
-                    sink=customer.invoice_to.sink,
-                    status=RefillStatus.INTENT,
-                    open_slot=1,
-                    amount_minor=amount,
-                    unit=unit,
-                    currency=customer.currency,
-                    invoice_amount_minor=invoice.amount_minor,
-                    quantity=str(invoice.quantity),
-                    unit_price=str(invoice.unit_price),
-                    description=invoice.description,
-                    credit_on=policy.credit_on,
-                    attempt=1,
-                    idempotency_key=f"prepaid-sync:{installation_id(conn)}:{refill_id}:a1",
-                    config_hash=refill_config_hash(customer, budget),
-                    balance_minor=balance,
-                    step="",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        report.raised.append(refill_id)
-        return refill_id
-
-    @staticmethod
-    def _open_refill(conn: Connection, customer_id: str, budget_id: str) -> Row[Any] | None:
-        return conn.execute(
-            select(R).where(
-                (R.c.customer_id == customer_id)
-                & (R.c.budget_id == budget_id)
-                & (R.c.open_slot == 1)
-            )
-        ).first()
+        report.raised.append(refill.id)
+        return refill.id
 
     # --- completing and polling -------------------------------------------------------------
 
     def _advance(
-        self, row: Row[Any], customer: Customer, budget: Budget, report: RefillReport
+        self, refill: Refill, customer: Customer, budget: Budget, report: RefillReport
     ) -> None:
         """Move an open refill on: issue an intent, retry a failed one whose config changed,
         poll an issued one for payment."""
-        if row.status == RefillStatus.FAILED:
-            if row.config_hash == refill_config_hash(customer, budget):
-                report.failed.append(f"{row.id}: {row.error}")
+        if refill.status == RefillStatus.FAILED:
+            if refill.config_hash == refill_config_hash(customer, budget):
+                report.failed.append(f"{refill.id}: {refill.error}")
                 return
-            row = self._reset_for_retry(row.id, customer, budget)
-        sink = self.sinks.get(row.sink)
+            refill = self._reset_for_retry(refill.id, customer, budget)
+        sink = self.sinks.get(refill.sink)
         if sink is None:
-            report.errors.append(f"{row.id}: invoicing sink {row.sink!r} is not configured")
+            report.errors.append(f"{refill.id}: invoicing sink {refill.sink!r} is not configured")
             return
-        if row.status == RefillStatus.INTENT:
-            self._issue(row, customer, sink, report)
-        elif row.status == RefillStatus.ISSUED and sink.reports_payment:
+        if refill.status == RefillStatus.INTENT:
+            self._issue(refill, customer, sink, report)
+        elif refill.status == RefillStatus.ISSUED and sink.reports_payment:
             try:
-                state = sink.refresh(_state_of(row))
+                state = sink.refresh(refill.invoice_state())
             except ConnectorError as exc:
-                report.errors.append(f"{row.id}: could not read the invoice: {exc}")
+                report.errors.append(f"{refill.id}: could not read the invoice: {exc}")
                 return
-            self._apply_state(row.id, state, report)
+            self._apply_state(refill.id, state, report)
 
-    def _issue(
-        self, row: Row[Any], customer: Customer, sink: InvoiceSink, report: RefillReport
-    ) -> None:
+    def _request(self, refill: Refill, customer: Customer) -> InvoiceRequest:
+        """The sink request of the refill's current attempt, from its stored terms."""
         assert customer.invoice_to is not None
-        request = InvoiceRequest(
-            refill_id=row.id,
-            idempotency_key=row.idempotency_key,
+        return InvoiceRequest(
+            refill_id=refill.id,
+            idempotency_key=refill.idempotency_key,
             customer_id=customer.id,
             customer_name=customer.name,
-            budget_id=row.budget_id,
+            budget_id=refill.budget_id,
             invoice_to=customer.invoice_to,
-            currency=row.currency,
-            amount_minor=int(row.invoice_amount_minor),
-            quantity=Decimal(row.quantity),
-            unit_price=Decimal(row.unit_price),
-            description=row.description,
-            issue_date=row.created_at.astimezone(self.tz).date(),
-            reference=f"{row.id}/{self._installation()}",
+            currency=refill.currency,
+            amount_minor=refill.terms.amount_minor,
+            quantity=refill.terms.quantity,
+            unit_price=refill.terms.unit_price,
+            description=refill.terms.description,
+            issue_date=refill.created_at.astimezone(self.tz).date(),
+            reference=f"{refill.id}/{self._installation()}",
         )
-        previous = _state_of(row) if row.step else None
+
+    def _issue(
+        self, refill: Refill, customer: Customer, sink: InvoiceSink, report: RefillReport
+    ) -> None:
+        request = self._request(refill, customer)
+        previous = refill.invoice_state() if refill.step else None
         try:
-            state = sink.issue(request, previous, lambda s: self._record(row.id, s))
+            state = sink.issue(request, previous, lambda s: self._record(refill.id, s))
         except RequestRejected as exc:
-            self._update(row.id, status=RefillStatus.FAILED, error=str(exc))
-            report.failed.append(f"{row.id}: {exc}")
+            with self.ledger.begin() as conn:
+                transition(conn, refill.id, RefillStatus.FAILED, self.clock(), error=str(exc))
+            report.failed.append(f"{refill.id}: {exc}")
             return
         except ConnectorError as exc:
-            self._update(row.id, error=str(exc))
-            report.errors.append(f"{row.id}: {exc}")
+            with self.ledger.begin() as conn:
+                note_error(conn, refill.id, str(exc), self.clock())
+            report.errors.append(f"{refill.id}: {exc}")
             return
-        self._record(row.id, state)
-        now = self.clock()
+        self._record(refill.id, state)
         with self.ledger.begin() as conn:
-            conn.execute(
-                R.update()
-                .where((R.c.id == row.id) & (R.c.status == RefillStatus.INTENT))
-                .values(status=RefillStatus.ISSUED, issued_at=now, updated_at=now, error=None)
-            )
-            if row.credit_on == "issued":
-                self._credit(conn, row.id, "issued")
-        report.issued.append(row.id)
+            current = get_refill(conn, refill.id)
+            # a webhook may have settled the invoice meanwhile; then there is nothing to issue
+            if current is not None and current.status == RefillStatus.INTENT:
+                issued = transition(conn, refill.id, RefillStatus.ISSUED, self.clock())
+                if issued.credit_on == "issued":
+                    self._credit(conn, issued, "issued")
+        report.issued.append(refill.id)
         crash_point("after_refill_issued")
         if state.status != InvoiceStatus.OPEN:
-            self._apply_state(row.id, state, report)
+            self._apply_state(refill.id, state, report)
 
     def _installation(self) -> str:
         with self.ledger.begin() as conn:
@@ -324,85 +358,99 @@ class RefillService:
 
     def _record(self, refill_id: str, state: InvoiceState) -> None:
         """Persist a sink's progress the moment it reports it."""
-        self._update(
-            refill_id,
-            invoice_id=state.invoice_id,
-            invoice_number=state.number,
-            invoice_url=state.url,
-            step=state.step,
-            invoice_status=state.status,
-        )
+        with self.ledger.begin() as conn:
+            record_invoice_state(conn, refill_id, state, self.clock())
         crash_point(f"after_record_{state.step}")
 
-    def _update(self, refill_id: str, **values: Any) -> None:
-        with self.ledger.begin() as conn:
-            conn.execute(
-                R.update().where(R.c.id == refill_id).values(updated_at=self.clock(), **values)
-            )
-
     def _apply_state(self, refill_id: str, state: InvoiceState, report: RefillReport) -> str:
-        """Apply the invoice's current state. Paid and void are terminal, so applying states
-        in any order, any number of times, ends where one delivery in order would."""
+        """Apply the invoice's current state. Paid is terminal and void may only become paid,
+        so applying states in any order, any number of times, ends where one delivery in order
+        would, and a payment that arrives after a void is still credited once."""
         now = self.clock()
+        target = _FINAL.get(state.status)
         with self.ledger.begin() as conn:
-            row = conn.execute(select(R).where(R.c.id == refill_id)).one()
-            if row.status not in (RefillStatus.INTENT, RefillStatus.ISSUED):
-                return f"already {row.status}"
-            conn.execute(R.update().where(R.c.id == refill_id).values(invoice_status=state.status))
-            if state.status == InvoiceStatus.PAID:
-                conn.execute(
-                    R.update()
-                    .where(R.c.id == refill_id)
-                    .values(status=RefillStatus.PAID, open_slot=None, paid_at=now, closed_at=now)
-                )
-                self._credit(conn, refill_id, "paid")
+            current = get_refill(conn, refill_id)
+            assert current is not None
+            if target is None:
+                if current.status not in (RefillStatus.INTENT, RefillStatus.ISSUED):
+                    return f"already {current.status}"
+                record_invoice_state(conn, refill_id, state, now)
+                self._note_part_paid(current, state, report)
+                return state.status
+            if not may_move(current.status, target):
+                return f"already {current.status}"
+            record_invoice_state(conn, refill_id, state, now)
+            moved = transition(conn, refill_id, target, now)
+            if target == RefillStatus.PAID:
+                self._credit(conn, moved, "paid", after=current.status)
                 crash_point("before_credit_commit")
                 report.credited.append(refill_id)
                 return "paid"
-            if state.status in (InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE):
-                conn.execute(
-                    R.update()
-                    .where(R.c.id == refill_id)
-                    .values(status=RefillStatus.VOID, open_slot=None, closed_at=now)
+            self._reverse_credit(conn, moved, state.status)
+            report.voided.append(refill_id)
+            if moved.partly_paid:
+                report.errors.append(
+                    f"{refill_id}: invoice {state.status} with {self._paid_text(moved)} already"
+                    " paid; that part is not credited: settle it with the client (refund or"
+                    " `prepaid topup`)"
                 )
-                self._reverse_credit(conn, row, state.status)
-                report.voided.append(refill_id)
-                return "void"
-        return state.status
+            return "void"
 
-    def _credit(self, conn: Connection, refill_id: str, why: str) -> None:
-        row = conn.execute(select(R).where(R.c.id == refill_id)).one()
-        key = f"refill:{refill_id}:credit"
+    def _note_part_paid(self, refill: Refill, state: InvoiceState, report: RefillReport) -> None:
+        paid = state.amount_paid_minor or 0
+        if 0 < paid < refill.terms.amount_minor:
+            shown = replace(refill, amount_paid_minor=paid)
+            report.paid_in_part.append(
+                f"{refill.id}: {self._paid_text(shown)} paid; credited when paid in full"
+            )
+
+    @staticmethod
+    def _paid_text(refill: Refill) -> str:
+        paid = format_amount(refill.amount_paid_minor or 0, refill.currency)
+        due = format_amount(refill.terms.amount_minor, refill.currency)
+        return f"{paid} of {due} {refill.currency}"
+
+    def _credit(self, conn: Connection, refill: Refill, why: str, *, after: str = "") -> None:
+        """Credit the refill's amount once. A refill credited on issue whose credit was taken
+        back by a void, and then paid, gets one second credit under its own key: the keys make
+        the net credit of a refill its amount, never more."""
+        key = f"refill:{refill.id}:credit"
         if posting_exists(conn, key):
-            return
-        now = self.clock()
-        invoice = f" (invoice {row.invoice_number or row.invoice_id})" if row.invoice_id else ""
+            if not posting_exists(conn, f"refill:{refill.id}:void"):
+                return
+            key = f"refill:{refill.id}:repaid"
+            if posting_exists(conn, key):
+                return
+        invoice = (
+            f" (invoice {refill.invoice_number or refill.invoice_id})" if refill.invoice_id else ""
+        )
+        late = f" after it was {after}" if after in (RefillStatus.VOID, RefillStatus.FAILED) else ""
         reason = (
-            f"refill {refill_id} {why}{invoice}:"
-            f" {format_amount(int(row.invoice_amount_minor), row.currency)} {row.currency}"
+            f"refill {refill.id} {why}{late}{invoice}:"
+            f" {format_amount(refill.terms.amount_minor, refill.currency)} {refill.currency}"
         )
         posting = posting_row(
             key=key,
-            customer=row.customer_id,
-            budget=row.budget_id,
+            customer=refill.customer_id,
+            budget=refill.budget_id,
             kind=PostingKind.REFILL_CREDIT,
-            amount=int(row.amount_minor),
-            unit=row.unit,
-            now=now,
+            amount=refill.amount_minor,
+            unit=refill.unit,
+            now=self.clock(),
             reason=reason,
-            refill_id=refill_id,
+            refill_id=refill.id,
         )
         try:
             with conn.begin_nested():
                 insert_postings(conn, [posting])
         except IntegrityError:
-            log.info("refill %s was credited concurrently", refill_id)
+            log.info("refill %s was credited concurrently", refill.id)
 
-    def _reverse_credit(self, conn: Connection, row: Row[Any], status: str) -> None:
+    def _reverse_credit(self, conn: Connection, refill: Refill, status: str) -> None:
         """A refill credited on issue whose invoice is voided: take the credit back."""
-        if not posting_exists(conn, f"refill:{row.id}:credit"):
+        if not posting_exists(conn, f"refill:{refill.id}:credit"):
             return
-        key = f"refill:{row.id}:void"
+        key = f"refill:{refill.id}:void"
         if posting_exists(conn, key):
             return
         insert_postings(
@@ -410,74 +458,58 @@ class RefillService:
             [
                 posting_row(
                     key=key,
-                    customer=row.customer_id,
-                    budget=row.budget_id,
+                    customer=refill.customer_id,
+                    budget=refill.budget_id,
                     kind=PostingKind.REFILL_CREDIT,
-                    amount=-int(row.amount_minor),
-                    unit=row.unit,
+                    amount=-refill.amount_minor,
+                    unit=refill.unit,
                     now=self.clock(),
-                    reason=f"refill {row.id} invoice {status}: credit taken back",
-                    refill_id=row.id,
+                    reason=f"refill {refill.id} invoice {status}: credit taken back",
+                    refill_id=refill.id,
                 )
             ],
         )
 
-    def _reset_for_retry(self, refill_id: str, customer: Customer, budget: Budget) -> Row[Any]:
+    def _reset_for_retry(self, refill_id: str, customer: Customer, budget: Budget) -> Refill:
+        assert customer.invoice_to is not None
         with self.ledger.begin() as conn:
-            row = conn.execute(select(R).where(R.c.id == refill_id)).one()
-            attempt = int(row.attempt) + 1
-            invoice = _invoice_terms(customer, budget, int(row.amount_minor))
-            assert customer.invoice_to is not None
-            conn.execute(
-                R.update()
-                .where(R.c.id == refill_id)
-                .values(
-                    status=RefillStatus.INTENT,
-                    attempt=attempt,
-                    idempotency_key=f"prepaid-sync:{installation_id(conn)}:{refill_id}:a{attempt}",
-                    config_hash=refill_config_hash(customer, budget),
-                    sink=customer.invoice_to.sink,
-                    invoice_amount_minor=invoice.amount_minor,
-                    quantity=str(invoice.quantity),
-                    unit_price=str(invoice.unit_price),
-                    description=invoice.description,
-                    step="",
-                    invoice_id=None,
-                    invoice_number=None,
-                    invoice_url=None,
-                    error=None,
-                    updated_at=self.clock(),
-                )
+            current = get_refill(conn, refill_id)
+            assert current is not None
+            retry = Retry(
+                sink=customer.invoice_to.sink,
+                terms=invoice_terms(customer, budget, current.amount_minor),
+                config_hash=refill_config_hash(customer, budget),
+                installation=installation_id(conn),
             )
-            return conn.execute(select(R).where(R.c.id == refill_id)).one()
+            return transition(conn, refill_id, RefillStatus.INTENT, self.clock(), retry=retry)
 
     # --- operator commands and webhooks -----------------------------------------------------
 
     def retry(self, refill_id: str) -> RefillReport:
         """`prepaid refill retry ID`: try a refused refill again with a fresh idempotency key."""
-        customer, budget, row = self._lookup(refill_id)
-        if row.status != RefillStatus.FAILED:
+        customer, budget, refill = self._lookup(refill_id)
+        if refill.status != RefillStatus.FAILED:
             raise RefillError(
-                f"refill {refill_id} is {row.status}; only a failed refill is retried"
+                f"refill {refill_id} is {refill.status}; only a failed refill is retried"
             )
-        row = self._reset_for_retry(refill_id, customer, budget)
+        refill = self._reset_for_retry(refill_id, customer, budget)
         report = RefillReport()
-        self._advance(row, customer, budget, report)
+        self._advance(refill, customer, budget, report)
         return report
 
     def mark_paid(self, refill_id: str) -> RefillReport:
-        """`prepaid refill paid ID`: record a payment the sink cannot report."""
-        _customer, _budget, row = self._lookup(refill_id)
-        if row.status == RefillStatus.PAID:
+        """`prepaid refill paid ID`: record a payment the sink cannot report, or one that came
+        after the invoice was voided or refused (the money is credited once all the same)."""
+        _customer, _budget, refill = self._lookup(refill_id)
+        if refill.status == RefillStatus.PAID:
             raise RefillError(f"refill {refill_id} is already paid")
-        if row.status != RefillStatus.ISSUED:
+        if refill.status not in _PAYABLE_BY_HAND:
             raise RefillError(
-                f"refill {refill_id} is {row.status}: only an issued invoice can be paid"
+                f"refill {refill_id} is {refill.status}: only an issued, void or failed invoice"
+                " can be recorded as paid"
             )
         report = RefillReport()
-        state = InvoiceState(
-            invoice_id=row.invoice_id, number=row.invoice_number, status=InvoiceStatus.PAID
-        )
+        state = replace(refill.invoice_state(), status=InvoiceStatus.PAID)
         self._apply_state(refill_id, state, report)
         return report
 
@@ -485,97 +517,59 @@ class RefillService:
         """Apply a verified webhook once: dedupe on the event id, then read the invoice's
         current state from the sink (deliveries repeat and arrive out of order).
         Returns a short outcome for the log; raises ConnectorError when the state cannot be
-        read, so the sender retries."""
-        table = schema.webhook_events
+        read, so the sender retries.
+
+        Only the invoice id finds the refill: a refill id in the event's metadata may come
+        from another database sharing the account, and an invoice we have not recorded yet is
+        found by the next poll. The refill is found in any state, so `invoice.paid` for an
+        invoice we voided as uncollectible is still credited."""
         with self.ledger.read() as conn:
-            seen = conn.execute(
-                select(table.c.outcome).where(
-                    (table.c.sink == sink_name) & (table.c.event_id == event.event_id)
-                )
-            ).first()
-            row = self._find_refill(conn, sink_name, event)
-        if seen is not None:
+            seen = webhook_seen(conn, sink_name, event.event_id)
+            refill = (
+                refill_by_invoice(conn, sink_name, event.invoice_id) if event.invoice_id else None
+            )
+        if seen:
             return "duplicate"
         outcome = "ignored: no refill of ours"
-        if row is not None and event.type.startswith("invoice."):
+        if refill is not None and event.type.startswith("invoice."):
             sink = self.sinks[sink_name]
-            state = sink.refresh(_state_of(row))
+            state = sink.refresh(refill.invoice_state())
             if event.type == "invoice.payment_failed":
-                self._update(row.id, payment_error=f"payment failed ({event.event_id})")
-            outcome = self._apply_state(row.id, state, RefillReport())
-        elif row is not None:
+                with self.ledger.begin() as conn:
+                    error = f"payment failed ({event.event_id})"
+                    note_payment_error(conn, refill.id, error, self.clock())
+            outcome = self._apply_state(refill.id, state, RefillReport())
+        elif refill is not None:
             outcome = f"ignored: {event.type}"
         try:
             with self.ledger.begin() as conn:
-                conn.execute(
-                    table.insert().values(
-                        sink=sink_name,
-                        event_id=event.event_id,
-                        type=event.type,
-                        refill_id=None if row is None else row.id,
-                        outcome=outcome,
-                        received_at=self.clock(),
-                    )
+                record_webhook(
+                    conn,
+                    sink=sink_name,
+                    event_id=event.event_id,
+                    type=event.type,
+                    refill_id=None if refill is None else refill.id,
+                    outcome=outcome,
+                    now=self.clock(),
                 )
         except IntegrityError:
             return "duplicate"
         return outcome
 
-    def _find_refill(self, conn: Connection, sink: str, event: WebhookEvent) -> Row[Any] | None:
-        """Our refill whose recorded invoice the event is about. Only the invoice id counts:
-        a refill id in the event's metadata may come from another database sharing the
-        account, and an invoice we have not recorded yet is found by the next poll."""
-        if not event.invoice_id:
-            return None
-        return conn.execute(
-            select(R).where((R.c.sink == sink) & (R.c.invoice_id == event.invoice_id))
-        ).first()
-
-    def _lookup(self, refill_id: str) -> tuple[Customer, Budget, Row[Any]]:
+    def _lookup(self, refill_id: str) -> tuple[Customer, Budget, Refill]:
         with self.ledger.read() as conn:
-            row = conn.execute(select(R).where(R.c.id == refill_id)).first()
-        if row is None:
+            refill = get_refill(conn, refill_id)
+        if refill is None:
             raise RefillError(f"no refill {refill_id!r}: see `prepaid balance` for open refills")
-        customer = self.settings.customer(row.customer_id)
+        customer = self.settings.customer(refill.customer_id)
         budget = (
             None
             if customer is None
-            else next((b for b in customer.budgets if b.id == row.budget_id), None)
+            else next((b for b in customer.budgets if b.id == refill.budget_id), None)
         )
         if customer is None or budget is None:
             raise RefillError(
-                f"refill {refill_id} belongs to {row.customer_id}/{row.budget_id},"
+                f"refill {refill_id} belongs to {refill.customer_id}/{refill.budget_id},"
                 " which is no longer in the config"
             )
-        return customer, budget, row
-
-
-@dataclass(frozen=True, slots=True)
-class _InvoiceTerms:
-    amount_minor: int
-    quantity: Decimal
-    unit_price: Decimal
-    description: str
-
-
-def _invoice_terms(customer: Customer, budget: Budget, amount_minor: int) -> _InvoiceTerms:
-    """What the client is invoiced for a refill of `amount_minor` in the budget's unit."""
-    if budget.unit == "hours":
-        assert budget.rate is not None
-        hours = from_minor(amount_minor, HOUR_UNIT)
-        total = to_minor(hours * budget.rate, customer.currency)
-        rate = format_amount(to_minor(budget.rate, customer.currency), customer.currency)
-        text = f"Prepaid budget top-up: {hours.normalize():f} h at {customer.currency} {rate}"
-        return _InvoiceTerms(total, hours, budget.rate, text)
-    price = from_minor(amount_minor, customer.currency)
-    return _InvoiceTerms(amount_minor, Decimal(1), price, "Prepaid budget top-up")
-
-
-def _state_of(row: Row[Any]) -> InvoiceState:
-    return InvoiceState(
-        invoice_id=row.invoice_id,
-        number=row.invoice_number,
-        url=row.invoice_url,
-        step=row.step or "",
-        status=row.invoice_status or InvoiceStatus.DRAFT,
-    )
+        return customer, budget, refill

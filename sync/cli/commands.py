@@ -96,6 +96,7 @@ def _refill_json(report: RefillReport) -> dict[str, list[str]]:
         "errors": report.errors,
         "guarded": report.guarded,
         "would_raise": report.would_raise,
+        "paid_in_part": report.paid_in_part,
     }
 
 
@@ -131,6 +132,7 @@ def _print_refills(report: RefillReport, prefix: str = "") -> None:
     lines += [f"refill issued: {x}" for x in report.issued]
     lines += [f"refill credited: {x}" for x in report.credited]
     lines += [f"refill voided: {x}" for x in report.voided]
+    lines += [f"refill paid in part: {x}" for x in report.paid_in_part]
     lines += [f"refill would be raised: {x}" for x in report.would_raise]
     lines += [f"refill failed: {x} (fix it, then: prepaid refill retry ID)" for x in report.failed]
     lines += [f"refill error: {x}" for x in report.errors]
@@ -187,7 +189,10 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _refill_cell(refill: dict[str, Any] | None) -> str:
-    return "" if refill is None else f"{refill['id']} {refill['status']} {refill['amount']}"
+    if refill is None:
+        return ""
+    paid = f" ({refill['amount_paid']} paid)" if refill["partly_paid"] else ""
+    return f"{refill['id']} {refill['status']} {refill['amount']}{paid}"
 
 
 def _unit_label(row: dict[str, Any]) -> str:

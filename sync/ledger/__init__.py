@@ -1,8 +1,73 @@
 """The store, and the only package that writes SQL: `database` (engine, transactions,
-migrations, SQLite pragmas, leases), `schema` (the tables) and the Alembic revisions in
-`migrations/`."""
+migrations, SQLite pragmas, leases), `schema` (the tables), `refills` (refills and webhook
+deliveries) and the Alembic revisions in `migrations/`."""
 
 from sync.ledger import schema
-from sync.ledger.database import Ledger, StoreUnavailable, utcnow
+from sync.ledger.database import (
+    Ledger,
+    StoreUnavailable,
+    budget_balance,
+    insert_postings,
+    installation_id,
+    posting_exists,
+    posting_row,
+    utcnow,
+)
+from sync.ledger.refills import (
+    OPEN_STATUSES,
+    TRANSITIONS,
+    IllegalTransition,
+    InvoiceTerms,
+    Refill,
+    Retry,
+    get_refill,
+    insert_refill,
+    list_refills,
+    may_move,
+    note_error,
+    note_payment_error,
+    open_refill,
+    open_refill_counts,
+    open_refills,
+    payable_void_refills,
+    record_invoice_state,
+    record_webhook,
+    refill_by_invoice,
+    refills_raised_since,
+    transition,
+    webhook_seen,
+)
 
-__all__ = ["Ledger", "StoreUnavailable", "schema", "utcnow"]
+__all__ = [
+    "OPEN_STATUSES",
+    "TRANSITIONS",
+    "IllegalTransition",
+    "InvoiceTerms",
+    "Ledger",
+    "Refill",
+    "Retry",
+    "StoreUnavailable",
+    "budget_balance",
+    "get_refill",
+    "insert_postings",
+    "insert_refill",
+    "installation_id",
+    "list_refills",
+    "may_move",
+    "note_error",
+    "note_payment_error",
+    "open_refill",
+    "open_refill_counts",
+    "open_refills",
+    "payable_void_refills",
+    "posting_exists",
+    "posting_row",
+    "record_invoice_state",
+    "record_webhook",
+    "refill_by_invoice",
+    "refills_raised_since",
+    "schema",
+    "transition",
+    "utcnow",
+    "webhook_seen",
+]

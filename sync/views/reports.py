@@ -13,14 +13,13 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from sync.books import budget_unit
-from sync.ledger import schema
+from sync.ledger import Refill, list_refills, open_refills, schema
 from sync.ledger.database import balances
-from sync.model import HOUR_UNIT, EntryStatus, RefillStatus, format_amount, to_minor
+from sync.model import HOUR_UNIT, EntryStatus, format_amount, to_minor
 from sync.settings import Settings
 
 E = schema.entries
 P = schema.postings
-R = schema.refills
 
 
 def balance_rows(
@@ -29,9 +28,7 @@ def balance_rows(
     """One row per configured budget: balance, its parts, what waits for review, open refill."""
     parts = balances(conn, customer_id)
     pending = _pending(conn)
-    refills = {
-        (r.customer_id, r.budget_id): r for r in conn.execute(select(R).where(R.c.open_slot == 1))
-    }
+    refills = open_refills(conn)
     rows = []
     for customer in settings.customers:
         if customer_id is not None and customer.id != customer_id:
@@ -62,11 +59,14 @@ def balance_rows(
     return rows
 
 
-def _refill_summary(refill: Any) -> dict[str, Any]:
+def _refill_summary(refill: Refill) -> dict[str, Any]:
+    paid = refill.amount_paid_minor
     return {
         "id": refill.id,
-        "amount": format_amount(int(refill.amount_minor), refill.unit),
-        "invoice_amount": format_amount(int(refill.invoice_amount_minor), refill.currency),
+        "amount": format_amount(refill.amount_minor, refill.unit),
+        "invoice_amount": format_amount(refill.terms.amount_minor, refill.currency),
+        "amount_paid": None if paid is None else format_amount(paid, refill.currency),
+        "partly_paid": refill.partly_paid,
         "status": refill.status,
         "invoice": refill.invoice_number or refill.invoice_id,
         "invoice_url": refill.invoice_url,
@@ -208,12 +208,9 @@ def ledger_rows(conn: Connection, *, customer_id: str | None = None) -> list[dic
 
 def refill_rows(conn: Connection, *, open_only: bool = False) -> list[dict[str, Any]]:
     """Refills, newest first."""
-    stmt = select(R).order_by(R.c.created_at.desc())
-    if open_only:
-        stmt = stmt.where(R.c.status.in_(RefillStatus.OPEN))
     return [
         {"customer": r.customer_id, "budget": r.budget_id, **_refill_summary(r)}
-        for r in conn.execute(stmt)
+        for r in list_refills(conn, open_only=open_only)
     ]
 
 

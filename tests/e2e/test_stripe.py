@@ -455,6 +455,65 @@ def test_paid_invoice_is_credited_exactly_once(
     assert fake.invoice_count(REFILL) == 1
 
 
+def test_payment_after_uncollectible_is_credited_once_and_not_invoiced_again(
+    tmp_path: Path, db_url: str, fake: FakeStripe
+) -> None:
+    story = make_story(tmp_path, db_url, fake)
+    first = story.run("sync")
+    assert first.returncode == 0, first.stdout + first.stderr
+    invoice = assert_issued(story)
+
+    # written off in the dashboard: the refill is voided
+    fake.mark_uncollectible(invoice["id"])
+    voided = story.run("sync")
+    assert voided.returncode == 0, voided.stdout + voided.stderr
+    assert f"refill voided: {REFILL}" in voided.stdout
+    assert story.refill_row().status == "void"
+
+    # the client pays it anyway, in part and then in full (Stripe takes both)
+    fake.pay_in_part(invoice["id"], 50_000)
+    fake.pay_in_part(invoice["id"], AMOUNT_MINOR - 50_000)
+    paid = story.run("sync")
+    assert paid.returncode == 0, paid.stdout + paid.stderr
+    assert f"refill credited: {REFILL}" in paid.stdout
+    assert "refill raised" not in paid.stdout  # no second invoice for the same shortfall
+    row = story.refill_row()
+    assert (row.status, row.invoice_status, row.amount_paid_minor) == ("paid", "paid", AMOUNT_MINOR)
+    assert story.credit_keys() == [f"refill:{REFILL}:credit"]
+    assert story.acme()["balance"] == "2290.00"
+    again = story.run("sync")
+    assert again.returncode == 0 and "refills: nothing to do" in again.stdout
+    assert story.credit_keys() == [f"refill:{REFILL}:credit"]
+    assert fake.invoice_count(REFILL) == 1
+
+
+def test_partly_paid_invoice_is_shown_then_credited_when_paid_in_full(
+    tmp_path: Path, db_url: str, fake: FakeStripe
+) -> None:
+    story = make_story(tmp_path, db_url, fake)
+    assert story.run("sync").returncode == 0
+    invoice = assert_issued(story)
+
+    fake.pay_in_part(invoice["id"], 50_000)
+    part = story.run("sync")
+    assert part.returncode == 0, part.stdout + part.stderr
+    assert f"refill paid in part: {REFILL}: 500.00 of 2000.00 EUR paid" in part.stdout
+    acme = story.acme()
+    assert acme["balance"] == "290.00"
+    refill = acme["open_refill"]
+    assert (refill["status"], refill["amount_paid"], refill["partly_paid"]) == (
+        "issued",
+        "500.00",
+        True,
+    )
+
+    fake.pay_in_part(invoice["id"], AMOUNT_MINOR - 50_000)
+    full = story.run("sync")
+    assert f"refill credited: {REFILL}" in full.stdout
+    assert story.acme()["balance"] == "2290.00"
+    assert story.credit_keys() == [f"refill:{REFILL}:credit"]
+
+
 # --- a refused invoice ------------------------------------------------------------------------
 
 

@@ -41,6 +41,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 API_VERSION = "2026-10-28.endive"
 ACCOUNT = "acct_1FakeAccount00"
+# Stripe takes payment for an open invoice and for one marked uncollectible, not a void one.
+_PAYABLE = ("open", "uncollectible")
 
 Json = dict[str, Any]
 
@@ -267,6 +269,25 @@ class FakeStripe:
         with self.lock:
             invoice = self.state.invoices[invoice_id]
             self._settle(invoice)
+            return invoice
+
+    def mark_uncollectible(self, invoice_id: str) -> Json:
+        """The account owner writes the open invoice off (as in the dashboard)."""
+        with self.lock:
+            return self._uncollectible({}, invoice_id)
+
+    def pay_in_part(self, invoice_id: str, amount: int) -> Json:
+        """The client pays `amount` (minor units) of an open or uncollectible invoice; paying
+        what remains settles it. Stripe keeps a partly paid invoice `open`."""
+        with self.lock:
+            invoice = self.state.invoices[invoice_id]
+            if invoice["status"] not in _PAYABLE:
+                raise ValueError(f"invoice {invoice_id} is {invoice['status']}")
+            if amount >= invoice["amount_remaining"]:
+                self._settle(invoice)
+            else:
+                invoice["amount_paid"] += amount
+                invoice["amount_remaining"] -= amount
             return invoice
 
     def calls(self, method: str, path: str) -> list[RecordedRequest]:
@@ -728,7 +749,7 @@ class FakeStripe:
     def _pay(self, params: Json, id: str) -> Json:
         self._allow(params, {"paid_out_of_band", "forgive", "payment_method", "expand"})
         invoice = self._invoice(id)
-        if invoice["status"] != "open":
+        if invoice["status"] not in _PAYABLE:
             raise StripeFailure(
                 400, f"Invoice is already {invoice['status']}", code="invoice_unexpected_state"
             )

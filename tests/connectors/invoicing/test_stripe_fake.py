@@ -95,6 +95,34 @@ def assert_one_invoice_sent_once(fake: FakeStripe, refill_id: str = "rf_1") -> d
     return invoice
 
 
+def test_uncollectible_invoice_paid_in_parts_reads_as_open_then_uncollectible_then_paid(
+    fake: FakeStripe,
+) -> None:
+    """What the refill service relies on: a partial payment leaves the invoice open with its
+    amount paid; an uncollectible invoice can still be paid (through the API too), and then
+    reads as paid in full."""
+    sink = make_sink(fake)
+    final = sink.issue(make_request(), None, lambda state: None)
+    invoice_id = final.invoice_id
+    assert invoice_id is not None
+
+    fake.pay_in_part(invoice_id, 40000)
+    part = sink.refresh(final)
+    assert (part.status, part.amount_paid_minor) == (InvoiceStatus.OPEN, 40000)
+
+    fake.mark_uncollectible(invoice_id)
+    written_off = sink.refresh(final)
+    assert (written_off.status, written_off.amount_paid_minor) == (
+        InvoiceStatus.UNCOLLECTIBLE,
+        40000,
+    )
+
+    client = stripe.StripeClient(fake.api_key, base_addresses={"api": fake.base_url})
+    client.v1.invoices.pay(invoice_id, {"paid_out_of_band": True})
+    paid = sink.refresh(final)
+    assert (paid.status, paid.amount_paid_minor) == (InvoiceStatus.PAID, 190000)
+
+
 def test_full_flow_then_paid(fake: FakeStripe) -> None:
     sink = make_sink(fake)
     recorded: list[InvoiceState] = []

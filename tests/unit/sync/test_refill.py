@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -11,11 +12,14 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from sync.books import ensure_books, topup
+from sync.ledger import TRANSITIONS, IllegalTransition, get_refill, transition
 from sync.ledger.database import Ledger, budget_balance, installation_id, schema
+from sync.model import RefillStatus
 from sync.ports import InvoiceStatus, WebhookEvent
 from sync.refill import RefillError, RefillReport, RefillService
 from sync.rules import Pricer
 from sync.settings import Budget, RefillPolicy, Settings
+from sync.views.reports import refill_rows
 from tests.support import RecordingSink, money_customer, settings_for
 
 CLOCK = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
@@ -223,3 +227,162 @@ def test_webhooks_in_any_order_and_repeats(
         ).scalar_one()
     assert credits == (1 if expected[0] == "paid" else 0)
     assert outcomes.count("duplicate") == len(deliveries) * repeats - len(deliveries)
+
+
+# --- money received after a void, a refusal, or in parts (issue 10, item 8) -----------------
+
+
+def credit_keys(ledger: Ledger) -> list[str]:
+    p = schema.postings
+    with ledger.read() as conn:
+        stmt = select(p.c.key).where(p.c.kind == "refill_credit").order_by(p.c.id)
+        return list(conn.execute(stmt).scalars())
+
+
+def paid_event(n: int) -> WebhookEvent:
+    return WebhookEvent(
+        event_id=f"evt_paid_{n}",
+        type="invoice.paid",
+        invoice_id="inv_acme-retainer-1",
+        refill_id="acme-retainer-1",
+    )
+
+
+def test_uncollectible_then_paid_is_polled_and_credited_once(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    svc = service(ledger, settings, sink)
+    svc.run()
+    sink.set_status("acme-retainer-1", InvoiceStatus.UNCOLLECTIBLE)
+    assert svc.run().voided == ["acme-retainer-1"]
+    assert refills(ledger) == [("acme-retainer-1", "void", 100000)]
+    # the client pays the written-off invoice before the next run: that run credits it and,
+    # the balance now above the threshold, raises no second invoice for the same shortfall
+    sink.set_status("acme-retainer-1", InvoiceStatus.PAID)
+    report = svc.run()
+    assert (report.credited, report.raised) == (["acme-retainer-1"], [])
+    assert refills(ledger) == [("acme-retainer-1", "paid", 100000)]
+    assert balance(ledger) == 100000
+    assert credit_keys(ledger) == ["refill:acme-retainer-1:credit"]
+    assert svc.run().credited == [] and balance(ledger) == 100000
+    assert len(sink.invoices) == 1
+
+
+def test_paid_webhook_after_uncollectible_credits_once(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    svc = service(ledger, settings, sink)
+    svc.run()
+    sink.set_status("acme-retainer-1", InvoiceStatus.UNCOLLECTIBLE)
+    svc.run()
+    sink.set_status("acme-retainer-1", InvoiceStatus.PAID)
+    assert svc.apply_webhook("files", paid_event(1)) == "paid"
+    assert svc.apply_webhook("files", paid_event(1)) == "duplicate"
+    assert svc.apply_webhook("files", paid_event(2)) == "already paid"
+    assert refills(ledger) == [("acme-retainer-1", "paid", 100000)]
+    assert balance(ledger) == 100000
+    assert credit_keys(ledger) == ["refill:acme-retainer-1:credit"]
+    assert svc.run().credited == []
+
+
+def test_refill_paid_by_hand_on_a_void_refill_credits_it_once(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    sink.reports_payment = False
+    svc = service(ledger, settings, sink)
+    svc.run()
+    with ledger.begin() as conn:  # voided by a sink report we no longer poll
+        transition(conn, "acme-retainer-1", RefillStatus.VOID, CLOCK[0])
+    assert svc.mark_paid("acme-retainer-1").credited == ["acme-retainer-1"]
+    assert balance(ledger) == 100000
+    with pytest.raises(RefillError, match="already paid"):
+        svc.mark_paid("acme-retainer-1")
+    assert credit_keys(ledger) == ["refill:acme-retainer-1:credit"]
+
+
+def test_refill_paid_by_hand_on_a_failed_refill_credits_it(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    sink.refuse_with = "stripe: No such customer: cus_404"
+    svc = service(ledger, settings, sink)
+    svc.run()
+    assert refills(ledger) == [("acme-retainer-1", "failed", 100000)]
+    assert svc.mark_paid("acme-retainer-1").credited == ["acme-retainer-1"]
+    assert refills(ledger) == [("acme-retainer-1", "paid", 100000)]
+    assert balance(ledger) == 100000
+
+
+def test_credit_on_issued_voided_then_paid_nets_one_credit(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0", credit_on="issued")
+    svc = service(ledger, settings, sink)
+    svc.run()
+    assert balance(ledger) == 100000
+    sink.set_status("acme-retainer-1", InvoiceStatus.UNCOLLECTIBLE)
+    svc.run()
+    assert balance(ledger) == 0  # credit taken back
+    sink.set_status("acme-retainer-1", InvoiceStatus.PAID)
+    for n in (1, 2):
+        svc.apply_webhook("files", paid_event(n))
+    svc.run()
+    assert balance(ledger) == 100000
+    assert credit_keys(ledger) == [
+        "refill:acme-retainer-1:credit",
+        "refill:acme-retainer-1:void",
+        "refill:acme-retainer-1:repaid",
+    ]
+
+
+def test_partial_payment_is_shown_and_credited_when_paid_in_full(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    svc = service(ledger, settings, sink)
+    svc.run()
+    part = replace(sink.invoices["acme-retainer-1"], amount_paid_minor=40000)
+    sink.invoices["acme-retainer-1"] = part
+    report = svc.run()
+    assert report.paid_in_part == [
+        "acme-retainer-1: 400.00 of 1000.00 EUR paid; credited when paid in full"
+    ]
+    assert (report.credited, report.partial, balance(ledger)) == ([], False, 0)
+    with ledger.read() as conn:
+        [row] = refill_rows(conn, open_only=True)
+    assert (row["status"], row["amount_paid"], row["partly_paid"]) == ("issued", "400.00", True)
+    sink.invoices["acme-retainer-1"] = replace(
+        part, status=InvoiceStatus.PAID, amount_paid_minor=100000
+    )
+    assert svc.run().credited == ["acme-retainer-1"]
+    assert balance(ledger) == 100000
+    with ledger.read() as conn:
+        [row] = refill_rows(conn)
+    assert (row["status"], row["amount_paid"], row["partly_paid"]) == ("paid", "1000.00", False)
+
+
+def test_partial_payment_on_a_voided_invoice_needs_the_operator(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    svc = service(ledger, settings, sink)
+    svc.run()
+    sink.invoices["acme-retainer-1"] = replace(
+        sink.invoices["acme-retainer-1"],
+        status=InvoiceStatus.UNCOLLECTIBLE,
+        amount_paid_minor=25000,
+    )
+    report = svc.run()
+    assert report.voided == ["acme-retainer-1"] and report.partial
+    assert "250.00 of 1000.00 EUR already paid" in report.errors[0]
+
+
+def test_the_transition_table_refuses_illegal_moves(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="0")
+    svc = service(ledger, settings, sink)
+    customer = settings.customers[0]
+    svc._raise(customer, customer.budgets[0], RefillReport())
+    with pytest.raises(RefillError, match="is intent"):
+        svc.mark_paid("acme-retainer-1")  # no invoice confirmed yet
+    svc.run()
+    for target in (RefillStatus.INTENT, RefillStatus.FAILED):
+        with pytest.raises(IllegalTransition, match="from issued to"), ledger.begin() as conn:
+            transition(conn, "acme-retainer-1", target, CLOCK[0])
+    sink.set_status("acme-retainer-1", InvoiceStatus.PAID)
+    svc.run()
+    assert TRANSITIONS[RefillStatus.PAID] == frozenset()
+    for target in (RefillStatus.VOID, RefillStatus.ISSUED, RefillStatus.FAILED):
+        with pytest.raises(IllegalTransition, match="from paid to"), ledger.begin() as conn:
+            transition(conn, "acme-retainer-1", target, CLOCK[0])
+    with ledger.read() as conn:
+        refill = get_refill(conn, "acme-retainer-1")
+    assert refill is not None and refill.status == RefillStatus.PAID and not refill.is_open
