@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import io
 import json
 import logging
@@ -15,11 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 from sync.app import App, SyncOutcome
-from sync.books import decide, ensure_books, topup
-from sync.model import EntryStatus, parse_decimal
+from sync.books import TopUpRecorded, budget_unit, decide, ensure_books, topup
+from sync.config.values import _amount, _Invalid
+from sync.model import EntryStatus, format_amount, minor_digits, parse_decimal, to_minor
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
-from sync.settings import Settings
+from sync.settings import Budget, Customer, Settings
 from sync.views.reports import balance_rows, entry_rows, ledger_rows
 
 EXIT_OK = 0
@@ -275,22 +277,71 @@ def cmd_topup(args: argparse.Namespace, settings: Settings) -> int:
             f"customer {customer_id} has several budgets; name one: "
             + ", ".join(f"{customer_id}/{b.id}" for b in customer.budgets)
         )
-    amount = _amount(args.amount)
+    amount = _typed_amount(args.amount, customer, budget)
+    ref = _ref(args.ref)
     app = App(settings)
     app.prepare()
-    row = topup(app.ledger, customer, budget, amount, args.note)
+    try:
+        row = topup(app.ledger, customer, budget, amount, args.note, ref=ref)
+    except TopUpRecorded as exc:
+        return _topup_seen(
+            exc, customer.id, budget.id, to_minor(amount, budget_unit(customer, budget))
+        )
     _out(f"{customer.id}/{budget.id}: {row['reason']}")
     return EXIT_OK
 
 
-def _amount(text: str) -> Decimal:
+def _typed_amount(text: str, customer: Customer, budget: Budget) -> Decimal:
+    """An amount typed for `budget`, read by the config's own rule for amounts: positive, plain
+    digits, below the limit, and no more decimals than the unit has (the currency's minor
+    unit; two for hours, which are kept in whole seconds), so nothing typed is rounded."""
     try:
-        value = parse_decimal(text)
+        parse_decimal(text)
     except ValueError:
         raise UsageError(f"amount {text!r} is not a number: write it like 500.00") from None
-    if value <= 0:
-        raise UsageError(f"amount {text} must be positive")
-    return value
+    if budget.unit == "hours":
+        places, label = 2, "hours"
+    else:
+        places, label = minor_digits(customer.currency), customer.currency
+    try:
+        return _amount(places, label, positive=True)(text)
+    except _Invalid as exc:
+        raise UsageError(f"amount {text} {exc.message(None)}; nothing recorded") from None
+
+
+def _ref(text: str | None) -> str | None:
+    if text is None:
+        return None
+    ref = text.strip()
+    if not ref or len(ref) > 200 or not ref.isprintable():
+        raise UsageError("--ref must be 1 to 200 printable characters, e.g. a bank reference")
+    return ref
+
+
+def _topup_seen(exc: TopUpRecorded, customer_id: str, budget_id: str, minor: int) -> int:
+    """A rerun of the same top-up is done already (exit 0); the same reference for other
+    money is a mistake that must not pass silently (exit 2)."""
+    earlier = exc.earlier
+    recorded = earlier["recorded_at"]
+    when = recorded.date().isoformat() if isinstance(recorded, dt.datetime) else str(recorded)
+    shown = (
+        f"{format_amount(int(str(earlier['amount_minor'])), str(earlier['unit']))}"
+        f" to {earlier['customer_id']}/{earlier['budget_id']} on {when}"
+    )
+    if (earlier["customer_id"], earlier["budget_id"], earlier["amount_minor"]) == (
+        customer_id,
+        budget_id,
+        minor,
+    ):
+        _out(
+            f"{customer_id}/{budget_id}: top-up ref {exc.ref} already recorded ({shown});"
+            " nothing new recorded"
+        )
+        return EXIT_OK
+    raise UsageError(
+        f"--ref {exc.ref!r} already recorded a top-up of {shown}; this top-up was not"
+        " recorded: check the reference, or use another one"
+    )
 
 
 def cmd_refill(args: argparse.Namespace, settings: Settings) -> int:

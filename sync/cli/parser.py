@@ -207,12 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "topup",
         help="record a one-off prepayment",
-        description="Credit a budget with a prepayment received outside the refill flow.",
-        epilog='example: prepaid topup acme/retainer 500.00 --note "bank transfer 2026-11-20"',
+        description="Credit a budget with a prepayment received outside the refill flow."
+        " AMOUNT is in the budget's unit, in plain digits, with at most the currency's decimals"
+        " (none for JPY; two for hours budgets).",
+        epilog="example: prepaid topup acme/retainer 500.00 --ref TRF-2026-1120"
+        ' --note "bank transfer"',
     )
     p.add_argument("target", metavar="CUSTOMER[/BUDGET]")
     p.add_argument("amount", metavar="AMOUNT")
     p.add_argument("--note", metavar="TEXT")
+    p.add_argument(
+        "--ref",
+        metavar="TEXT",
+        help="the payment's reference: a top-up with a reference already recorded is not"
+        " recorded again (safe to rerun)",
+    )
     p.set_defaults(handler=cmd_topup)
 
     p = sub.add_parser(

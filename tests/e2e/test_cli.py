@@ -179,6 +179,12 @@ def test_dry_run_writes_nothing(story: Path) -> None:
     [
         (("balance", "--customer", "nobody"), "unknown customer 'nobody'"),
         (("topup", "acme/retainer", "ten"), "amount 'ten' is not a number"),
+        (("topup", "acme/retainer", "10.005"), "at most 2 decimals for EUR"),
+        (("topup", "acme/retainer", "0.004"), "at most 2 decimals for EUR"),
+        (("topup", "acme/retainer", "1e3"), "without an exponent"),
+        (("topup", "acme/retainer", "12345678901234567890"), "is too large"),
+        (("topup", "acme/retainer", "-5"), "must be positive"),
+        (("topup", "globex", "1.255"), "at most 2 decimals for hours"),
         (("topup", "nobody", "10"), "unknown customer 'nobody'"),
         (("entries", "approve", "99999"), "no entry with id 99999"),
         (("refill", "retry", "nope"), "no refill 'nope'"),
@@ -276,3 +282,27 @@ def test_the_console_script_tunes_the_collector_then_runs_main() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.split() == ["50000", "True", "7"], done.stderr
+
+
+def test_a_refused_amount_records_nothing(sqlite_story: Path) -> None:
+    for typed in ("10.005", "0.004", "1e3", "12345678901234567890"):
+        assert run(sqlite_story, "topup", "acme/retainer", typed).returncode == 2
+    ledger = run_json(sqlite_story, "ledger")
+    assert [row["kind"] for row in ledger if row["kind"] == "topup"] == []
+
+
+def test_topup_with_a_reference_is_recorded_once(sqlite_story: Path) -> None:
+    first = run(sqlite_story, "topup", "acme/retainer", "250.00", "--ref", "TRF-1120")
+    assert first.returncode == 0, first.stderr
+    again = run(sqlite_story, "topup", "acme/retainer", "250.00", "--ref", "TRF-1120")
+    assert again.returncode == 0, again.stderr
+    assert "already recorded" in again.stdout and "nothing new recorded" in again.stdout
+    other = run(sqlite_story, "topup", "acme/retainer", "260.00", "--ref", "TRF-1120")
+    assert other.returncode == 2
+    assert "already recorded a top-up of 250.00 to acme/retainer" in other.stderr
+    topups = [row for row in run_json(sqlite_story, "ledger") if row["kind"] == "topup"]
+    assert [(row["amount"], row["key"]) for row in topups] == [("250.00", "topup-ref:TRF-1120")]
+    assert "TRF-1120" in topups[0]["reason"]
+    plain = run(sqlite_story, "topup", "acme/retainer", "250.00")
+    assert plain.returncode == 0, plain.stderr
+    assert len([row for row in run_json(sqlite_story, "ledger") if row["kind"] == "topup"]) == 2
