@@ -123,7 +123,12 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
     )
     text = render(statement, args.format)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            print(f"cannot write the statement to {args.output}: {reason}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"statement of {customer.id} written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

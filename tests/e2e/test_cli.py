@@ -306,3 +306,31 @@ def test_topup_with_a_reference_is_recorded_once(sqlite_story: Path) -> None:
     plain = run(sqlite_story, "topup", "acme/retainer", "250.00")
     assert plain.returncode == 0, plain.stderr
     assert len([row for row in run_json(sqlite_story, "ledger") if row["kind"] == "topup"]) == 2
+
+
+def test_statement_to_a_missing_folder_is_a_plain_message(sqlite_story: Path) -> None:
+    result = run(sqlite_story, "statement", "acme", "-o", "/no/such/dir/x.csv")
+    assert result.returncode == 2
+    assert "/no/such/dir/x.csv" in result.stderr and "No such file or directory" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(sqlite_story: Path) -> None:
+    import os
+
+    assert run(sqlite_story, "sync").returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before a byte is written, like `| head -0`
+    try:
+        result = subprocess.run(
+            [PREPAID, "--config", str(sqlite_story), "entries", "--format", "json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=sqlite_story.parent,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141  # as a shell reports a tool ended by SIGPIPE
+    assert result.stderr == ""
