@@ -11,12 +11,13 @@ import io
 import json
 import logging
 import sys
+import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from sync.app import App, SyncOutcome
-from sync.books import TopUpRecorded, budget_unit, decide, ensure_books, topup
+from sync.books import Decided, TopUpRecorded, budget_unit, decide, ensure_books, topup
 from sync.config.values import _amount, _Invalid
 from sync.model import EntryStatus, format_amount, minor_digits, parse_decimal, to_minor
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
@@ -52,6 +53,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if args.source and settings.source(args.source) is None:
         names = ", ".join(s.name for s in settings.sources)
         raise UsageError(f"unknown source {args.source!r}; configured: {names}")
+    if args.since is not None:
+        _check_since(args.since, args.source, settings)
     app = App(settings)
     with _progress() as progress:
         outcome = app.sync(
@@ -68,6 +71,23 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if outcome.runs and all(r.outcome == "failed" for r in outcome.runs):
         return EXIT_FAILED  # no source could be read: nothing was done
     return EXIT_PARTIAL if outcome.partial else EXIT_OK
+
+
+def _check_since(since: dt.date, source: str | None, settings: Settings) -> None:
+    """A future `--since` reads nothing and is surely a typo (exit 2); on a CSV file it means
+    nothing, since a file is read whole whatever dates it covers, and the operator is told."""
+    today = dt.datetime.now(zoneinfo.ZoneInfo(settings.timezone)).date()
+    if since > today:
+        raise UsageError(
+            f"--since {since} is in the future (today is {today} in {settings.timezone}):"
+            " nothing could be read; give a date in the past"
+        )
+    for s in settings.sources:
+        if s.type == "csv" and source in (None, s.name):
+            print_error(
+                f"note: --since does not apply to {s.name}: a CSV file is read whole, and it"
+                " decides which dates it covers"
+            )
 
 
 def _sync_json(outcome: SyncOutcome, dry_run: bool) -> dict[str, Any]:
@@ -247,11 +267,40 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
                 indent=2,
             )
         )
-        return EXIT_OK
+    else:
+        _print_decided(results)
+    not_done = _not_approved(results) if args.decision == "approved" else []
+    for line in not_done:
+        print_error(line)
+    return EXIT_PARTIAL if not_done else EXIT_OK
+
+
+def _print_decided(results: list[Decided]) -> None:
     for r in results:
         amount = f" ({r.amount})" if r.amount and r.status == EntryStatus.DEDUCTED else ""
         _out(f"entry {r.entry_id}: {r.status}{amount}")
-    return EXIT_OK
+
+
+# Why an approval changes nothing, by the status the entry keeps; see `prepaid entries`.
+_CANNOT_APPROVE = {
+    EntryStatus.UNROUTED: "no budget takes it (add a match rule for its client or project)",
+    EntryStatus.EXCLUDED: "its budget's rules exclude it (non-billable, or an exclude rule)",
+    EntryStatus.RUNNING: "its timer is still running; it is valued once stopped",
+    EntryStatus.INVALID: "the record could not be read; fix it at the source",
+    EntryStatus.DELETED: "it was deleted at the source",
+}
+
+
+def _not_approved(results: list[Decided]) -> list[str]:
+    """A line per entry an approval did not deduct, saying why (exit 3): only an entry waiting
+    for review can be approved, and nothing else may look approved when it is not."""
+    lines = []
+    for r in results:
+        if r.status == EntryStatus.DEDUCTED:
+            continue
+        why = _CANNOT_APPROVE.get(r.status, f"it is {r.status}")
+        lines.append(f"entry {r.entry_id}: not approved, nothing deducted: {why}")
+    return lines
 
 
 def cmd_topup(args: argparse.Namespace, settings: Settings) -> int:
@@ -442,6 +491,10 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     app = App(settings)
     failures = 0
     if app.ledger.ping():
+        # The OAuth sinks keep their rotated refresh tokens in the database: a token used
+        # here and then dropped would lock the next sync out, so a new database gets its
+        # schema first (what `sync` and `serve` would do on their first start anyway).
+        app.ledger.upgrade()
         _out("database: ok")
     else:
         _out("database: cannot connect")
@@ -459,6 +512,10 @@ def _try(label: str, adapter: Callable[[str], TimeSource | InvoiceSink], name: s
         return 0
     except ConnectorError as exc:
         _out(f"{label}: FAILED: {exc}")
+        return 1
+    except Exception as exc:  # one connection's trouble must not hide the others' results
+        log.debug("checking %s", label, exc_info=True)
+        _out(f"{label}: FAILED: {type(exc).__name__}: {exc}")
         return 1
 
 

@@ -334,3 +334,77 @@ def test_a_closed_pipe_ends_quietly(sqlite_story: Path) -> None:
         os.close(write_end)
     assert result.returncode == 141  # as a shell reports a tool ended by SIGPIPE
     assert result.stderr == ""
+
+
+def test_serve_removes_its_lock_file_on_exit(tmp_path: Path, sqlite_url: str) -> None:
+    import signal
+
+    from tests.service_story import Serve, free_port, wait_for, write_story
+
+    port = free_port()
+    config = write_story(tmp_path, sqlite_url, port=port)
+    lock = Path(sqlite_url.removeprefix("sqlite:///") + ".serve.lock")
+    serve = Serve(config, port, tmp_path / "serve.log", {})
+    try:
+        wait_for("/healthz", serve.healthy)
+        assert lock.exists()
+    finally:
+        assert serve.stop(signal.SIGTERM) == 0, serve.output()
+    assert not lock.exists()
+    again = Serve(config, port, tmp_path / "again.log", {})  # and a next serve starts as before
+    try:
+        wait_for("/healthz", again.healthy)
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.output()
+
+
+def test_approve_that_changes_nothing_says_why_and_exits_3(sqlite_story: Path) -> None:
+    assert run(sqlite_story, "sync").returncode == 0
+    entries = {e["external_id"]: e["id"] for e in run_json(sqlite_story, "entries")}
+    result = run(sqlite_story, "entries", "approve", str(entries["u1"]), str(entries["a5"]))
+    assert result.returncode == 3
+    assert f"entry {entries['u1']}: not approved, nothing deducted: no budget takes it" in (
+        result.stderr
+    )
+    assert f"entry {entries['a5']}: not approved, nothing deducted: its budget's rules" in (
+        result.stderr
+    )
+    pending = [str(e["id"]) for e in run_json(sqlite_story, "entries", "--status", "pending")]
+    assert run(sqlite_story, "entries", "approve", *pending).returncode == 0
+
+
+def test_sync_since_a_future_date_is_refused(sqlite_story: Path) -> None:
+    result = run(sqlite_story, "sync", "--since", "2999-01-01")
+    assert result.returncode == 2
+    assert "--since 2999-01-01 is in the future" in result.stderr
+    assert run_json(sqlite_story, "entries") == []
+
+
+def test_sync_since_on_a_csv_source_says_it_does_not_apply(sqlite_story: Path) -> None:
+    result = run(sqlite_story, "sync", "--since", "2026-11-01")
+    assert result.returncode == 0, result.stderr
+    assert "--since does not apply to exports: a CSV file is read whole" in result.stderr
+
+
+def test_check_connections_on_a_new_database_tries_every_sink(sqlite_story: Path) -> None:
+    text = sqlite_story.read_text().replace(
+        "invoicing:\n",
+        "invoicing:\n"
+        "  - name: xero\n"
+        "    type: xero\n"
+        "    client_id: cid\n"
+        "    client_secret: secret\n"
+        "    refresh_token: first-token\n"
+        "    tenant_id: t1\n"
+        '    account_code: "200"\n'
+        "    base_url: http://127.0.0.1:9\n"
+        "    token_url: http://127.0.0.1:9/token\n",
+    )
+    sqlite_story.write_text(text)
+    result = run(sqlite_story, "check", "--connections")
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "database: ok" in lines
+    assert any(line.startswith("sink xero: FAILED: ") for line in lines), result.stdout
+    assert any(line.startswith("sink files: ok") for line in lines), result.stdout
+    assert "credentials" not in result.stdout + result.stderr
