@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import sys
+import time
 import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
@@ -64,13 +65,51 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             dry_run=args.dry_run,
             progress=progress,
         )
+        if args.wait:
+            outcome = _wait_for_busy(app, args, outcome, progress)
     if args.format == "json":
         _out(json.dumps(_sync_json(outcome, args.dry_run), indent=2))
     else:
         _print_sync(outcome, args.dry_run)
     if outcome.runs and all(r.outcome == "failed" for r in outcome.runs):
         return EXIT_FAILED  # no source could be read: nothing was done
-    return EXIT_PARTIAL if outcome.partial else EXIT_OK
+    # A source another run is syncing right now (a cron overlap) is not a failure: that run
+    # does the work, so this one skips it and says so, without paging anyone.
+    troubled = [r for r in outcome.runs if r.outcome not in ("ok", "busy")]
+    return EXIT_PARTIAL if troubled or outcome.refills.partial else EXIT_OK
+
+
+BUSY_POLL_SECONDS = 2.0
+
+
+def _wait_for_busy(
+    app: App,
+    args: argparse.Namespace,
+    outcome: SyncOutcome,
+    progress: Callable[[str, int], None] | None,
+) -> SyncOutcome:
+    """`sync --wait`: sync each source another run held once it is free, for up to
+    `args.wait` seconds; a source still held then is skipped as without `--wait`."""
+    deadline = time.monotonic() + args.wait
+    runs = {r.source: r for r in outcome.runs}
+    busy = [name for name, r in runs.items() if r.outcome == "busy"]
+    while busy and time.monotonic() < deadline:
+        time.sleep(min(BUSY_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        for name in busy:
+            again = app.sync(
+                source=name,
+                since=args.since,
+                full=args.full,
+                dry_run=args.dry_run,
+                progress=progress,
+            )
+            runs[name] = again.runs[0]
+            outcome.refills = again.refills
+        busy = [name for name, r in runs.items() if r.outcome == "busy"]
+    for name in busy:
+        runs[name].error = f"{runs[name].error} (waited {args.wait} s)"
+    outcome.runs = list(runs.values())
+    return outcome
 
 
 def _check_since(since: dt.date, source: str | None, settings: Settings) -> None:

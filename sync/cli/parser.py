@@ -196,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", type=_date, help="re-read entries from DATE")
     p.add_argument("--full", action="store_true", help="re-read the whole look-back window now")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    p.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=_seconds,
+        nargs="?",
+        const=600,
+        default=0,
+        help="a source another run is syncing is skipped (exit 0); with --wait, sync it once"
+        " that run is done, waiting up to SECONDS (default 600)",
+    )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_sync)
 
@@ -326,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_service_commands(sub)
     return parser
+
+
+def _seconds(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 1 to 86400")
+    return int(text)
 
 
 def _date(text: str) -> dt.date:

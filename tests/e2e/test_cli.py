@@ -408,3 +408,51 @@ def test_check_connections_on_a_new_database_tries_every_sink(sqlite_story: Path
     assert any(line.startswith("sink xero: FAILED: ") for line in lines), result.stdout
     assert any(line.startswith("sink files: ok") for line in lines), result.stdout
     assert "credentials" not in result.stdout + result.stderr
+
+
+def _hold_source(db_url: str, name: str) -> tuple[Any, str]:
+    """Take the source's lease as another live run would (this test process holds it)."""
+    import datetime as dt
+
+    from sync.engine import process_holder
+    from sync.ledger.database import Ledger
+
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    holder = f"{process_holder()} (other run)"
+    assert ledger.acquire_lease(f"source:{name}", holder, dt.timedelta(minutes=10)) is None
+    return ledger, holder
+
+
+def test_sync_of_a_source_another_run_holds_is_skipped_with_exit_0(
+    sqlite_story: Path, sqlite_url: str
+) -> None:
+    ledger, holder = _hold_source(sqlite_url, "exports")
+    try:
+        result = run(sqlite_story, "sync")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "exports is being synced by" in result.stdout and "skipped" in result.stdout
+        waited = run(sqlite_story, "sync", "--wait", "1")
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert "waited 1 s" in waited.stdout
+        assert run_json(sqlite_story, "entries") == []
+    finally:
+        ledger.release_lease("source:exports", holder)
+        ledger.dispose()
+
+
+def test_sync_wait_syncs_a_source_once_the_other_run_is_done(
+    sqlite_story: Path, sqlite_url: str
+) -> None:
+    import threading
+
+    ledger, holder = _hold_source(sqlite_url, "exports")
+    release = threading.Timer(3.0, ledger.release_lease, ("source:exports", holder))
+    release.start()
+    try:
+        result = run(sqlite_story, "sync", "--wait", "60")
+    finally:
+        release.join()
+        ledger.dispose()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "exports: fetched 11, new 11" in result.stdout
