@@ -199,6 +199,24 @@ def decide(
     return results
 
 
+class TopUpRecorded(Exception):
+    """A top-up with this `--ref` was recorded before; nothing new is written.
+
+    Carries the earlier posting (as `posting_row` made it), so the caller can say what it was
+    and tell a harmless rerun (same budget and amount) from a reference used for other money.
+    """
+
+    def __init__(self, ref: str, earlier: dict[str, object]) -> None:
+        super().__init__(f"top-up {ref!r} was already recorded")
+        self.ref, self.earlier = ref, earlier
+
+
+def topup_key(ref: str) -> str:
+    """The posting key of a top-up with an operator's reference: one per reference, whatever
+    the budget, since a bank transfer's reference names one payment."""
+    return f"topup-ref:{ref}"
+
+
 def topup(
     ledger: Ledger,
     customer: Customer,
@@ -206,17 +224,31 @@ def topup(
     amount: Decimal,
     note: str | None,
     *,
+    ref: str | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, object]:
-    """Record a one-off prepayment as a credit posting; returns the posting written."""
+    """Record a one-off prepayment as a credit posting; returns the posting written.
+
+    With `ref` the top-up is idempotent: its key is built from the reference, and a second
+    call raises `TopUpRecorded` with the earlier posting instead of crediting twice.
+    """
     now = now or utcnow()
     unit = budget_unit(customer, budget)
     minor = to_minor(amount, unit)
     with ledger.begin() as conn:
         lock_books(conn)
-        prefix = f"topup:{customer.id}:{budget.id}:"
-        key = f"{prefix}{posting_count(conn, prefix) + 1}"
+        if ref is not None:
+            key = topup_key(ref)
+            p = schema.postings
+            earlier = conn.execute(select(p).where(p.c.key == key)).mappings().first()
+            if earlier is not None:
+                raise TopUpRecorded(ref, dict(earlier))
+        else:
+            prefix = f"topup:{customer.id}:{budget.id}:"
+            key = f"{prefix}{posting_count(conn, prefix) + 1}"
         reason = f"top-up of {format_amount(minor, unit)} recorded by the operator"
+        if ref is not None:
+            reason += f" (ref {ref})"
         row = posting_row(
             key=key,
             customer=customer.id,

@@ -121,8 +121,11 @@ def round_seconds(seconds: int, increment: int, mode: str) -> int:
 def billed_seconds(seconds: int, rounding: Rounding | None) -> int:
     """The duration an entry is billed for: rounded per entry, then raised to the minimum.
 
-    The minimum applies only to a positive duration: a zero entry (a timer started and stopped
-    by mistake) bills nothing rather than the minimum. An increment of 0 means "minimum only".
+    The order is fixed so that the minimum means what it says: any entry longer than zero bills
+    at least `minimum_minutes`, whatever the rounding did to it first (rounding `down` or
+    `nearest` can take a 6-minute entry to 0, and such an entry still bills the minimum). A zero
+    entry (a timer started and stopped by mistake) bills nothing. An increment of 0 means
+    "minimum only". The README's rules section tabulates this per mode, checked by a test.
     """
     if rounding is None:
         return seconds
@@ -130,7 +133,7 @@ def billed_seconds(seconds: int, rounding: Rounding | None) -> int:
     if rounding.increment_minutes:
         billed = round_seconds(seconds, rounding.increment_minutes * 60, rounding.mode)
     minimum = rounding.minimum_minutes * 60
-    if 0 < billed < minimum:
+    if seconds > 0 and billed < minimum:
         return minimum
     return billed
 

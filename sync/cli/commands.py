@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import io
 import json
 import logging
 import sys
+import time
+import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from sync.app import App, SyncOutcome
-from sync.books import decide, ensure_books, topup
-from sync.model import EntryStatus, parse_decimal
+from sync.books import Decided, TopUpRecorded, budget_unit, decide, ensure_books, topup
+from sync.config.values import _amount, _Invalid
+from sync.model import EntryStatus, format_amount, minor_digits, parse_decimal, to_minor
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
-from sync.settings import Settings
+from sync.settings import Budget, Customer, Settings
 from sync.views.reports import balance_rows, entry_rows, ledger_rows
 
 EXIT_OK = 0
@@ -50,6 +54,8 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
     if args.source and settings.source(args.source) is None:
         names = ", ".join(s.name for s in settings.sources)
         raise UsageError(f"unknown source {args.source!r}; configured: {names}")
+    if args.since is not None:
+        _check_since(args.since, args.source, settings)
     app = App(settings)
     with _progress() as progress:
         outcome = app.sync(
@@ -59,13 +65,68 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             dry_run=args.dry_run,
             progress=progress,
         )
+        if args.wait:
+            outcome = _wait_for_busy(app, args, outcome, progress)
     if args.format == "json":
         _out(json.dumps(_sync_json(outcome, args.dry_run), indent=2))
     else:
         _print_sync(outcome, args.dry_run)
     if outcome.runs and all(r.outcome == "failed" for r in outcome.runs):
         return EXIT_FAILED  # no source could be read: nothing was done
-    return EXIT_PARTIAL if outcome.partial else EXIT_OK
+    # A source another run is syncing right now (a cron overlap) is not a failure: that run
+    # does the work, so this one skips it and says so, without paging anyone.
+    troubled = [r for r in outcome.runs if r.outcome not in ("ok", "busy")]
+    return EXIT_PARTIAL if troubled or outcome.refills.partial else EXIT_OK
+
+
+BUSY_POLL_SECONDS = 2.0
+
+
+def _wait_for_busy(
+    app: App,
+    args: argparse.Namespace,
+    outcome: SyncOutcome,
+    progress: Callable[[str, int], None] | None,
+) -> SyncOutcome:
+    """`sync --wait`: sync each source another run held once it is free, for up to
+    `args.wait` seconds; a source still held then is skipped as without `--wait`."""
+    deadline = time.monotonic() + args.wait
+    runs = {r.source: r for r in outcome.runs}
+    busy = [name for name, r in runs.items() if r.outcome == "busy"]
+    while busy and time.monotonic() < deadline:
+        time.sleep(min(BUSY_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        for name in busy:
+            again = app.sync(
+                source=name,
+                since=args.since,
+                full=args.full,
+                dry_run=args.dry_run,
+                progress=progress,
+            )
+            runs[name] = again.runs[0]
+            outcome.refills = again.refills
+        busy = [name for name, r in runs.items() if r.outcome == "busy"]
+    for name in busy:
+        runs[name].error = f"{runs[name].error} (waited {args.wait} s)"
+    outcome.runs = list(runs.values())
+    return outcome
+
+
+def _check_since(since: dt.date, source: str | None, settings: Settings) -> None:
+    """A future `--since` reads nothing and is surely a typo (exit 2); on a CSV file it means
+    nothing, since a file is read whole whatever dates it covers, and the operator is told."""
+    today = dt.datetime.now(zoneinfo.ZoneInfo(settings.timezone)).date()
+    if since > today:
+        raise UsageError(
+            f"--since {since} is in the future (today is {today} in {settings.timezone}):"
+            " nothing could be read; give a date in the past"
+        )
+    for s in settings.sources:
+        if s.type == "csv" and source in (None, s.name):
+            print_error(
+                f"note: --since does not apply to {s.name}: a CSV file is read whole, and it"
+                " decides which dates it covers"
+            )
 
 
 def _sync_json(outcome: SyncOutcome, dry_run: bool) -> dict[str, Any]:
@@ -250,11 +311,40 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
                 indent=2,
             )
         )
-        return EXIT_OK
+    else:
+        _print_decided(results)
+    not_done = _not_approved(results) if args.decision == "approved" else []
+    for line in not_done:
+        print_error(line)
+    return EXIT_PARTIAL if not_done else EXIT_OK
+
+
+def _print_decided(results: list[Decided]) -> None:
     for r in results:
         amount = f" ({r.amount})" if r.amount and r.status == EntryStatus.DEDUCTED else ""
         _out(f"entry {r.entry_id}: {r.status}{amount}")
-    return EXIT_OK
+
+
+# Why an approval changes nothing, by the status the entry keeps; see `prepaid entries`.
+_CANNOT_APPROVE = {
+    EntryStatus.UNROUTED: "no budget takes it (add a match rule for its client or project)",
+    EntryStatus.EXCLUDED: "its budget's rules exclude it (non-billable, or an exclude rule)",
+    EntryStatus.RUNNING: "its timer is still running; it is valued once stopped",
+    EntryStatus.INVALID: "the record could not be read; fix it at the source",
+    EntryStatus.DELETED: "it was deleted at the source",
+}
+
+
+def _not_approved(results: list[Decided]) -> list[str]:
+    """A line per entry an approval did not deduct, saying why (exit 3): only an entry waiting
+    for review can be approved, and nothing else may look approved when it is not."""
+    lines = []
+    for r in results:
+        if r.status == EntryStatus.DEDUCTED:
+            continue
+        why = _CANNOT_APPROVE.get(r.status, f"it is {r.status}")
+        lines.append(f"entry {r.entry_id}: not approved, nothing deducted: {why}")
+    return lines
 
 
 def cmd_topup(args: argparse.Namespace, settings: Settings) -> int:
@@ -280,22 +370,71 @@ def cmd_topup(args: argparse.Namespace, settings: Settings) -> int:
             f"customer {customer_id} has several budgets; name one: "
             + ", ".join(f"{customer_id}/{b.id}" for b in customer.budgets)
         )
-    amount = _amount(args.amount)
+    amount = _typed_amount(args.amount, customer, budget)
+    ref = _ref(args.ref)
     app = App(settings)
     app.prepare()
-    row = topup(app.ledger, customer, budget, amount, args.note)
+    try:
+        row = topup(app.ledger, customer, budget, amount, args.note, ref=ref)
+    except TopUpRecorded as exc:
+        return _topup_seen(
+            exc, customer.id, budget.id, to_minor(amount, budget_unit(customer, budget))
+        )
     _out(f"{customer.id}/{budget.id}: {row['reason']}")
     return EXIT_OK
 
 
-def _amount(text: str) -> Decimal:
+def _typed_amount(text: str, customer: Customer, budget: Budget) -> Decimal:
+    """An amount typed for `budget`, read by the config's own rule for amounts: positive, plain
+    digits, below the limit, and no more decimals than the unit has (the currency's minor
+    unit; two for hours, which are kept in whole seconds), so nothing typed is rounded."""
     try:
-        value = parse_decimal(text)
+        parse_decimal(text)
     except ValueError:
         raise UsageError(f"amount {text!r} is not a number: write it like 500.00") from None
-    if value <= 0:
-        raise UsageError(f"amount {text} must be positive")
-    return value
+    if budget.unit == "hours":
+        places, label = 2, "hours"
+    else:
+        places, label = minor_digits(customer.currency), customer.currency
+    try:
+        return _amount(places, label, positive=True)(text)
+    except _Invalid as exc:
+        raise UsageError(f"amount {text} {exc.message(None)}; nothing recorded") from None
+
+
+def _ref(text: str | None) -> str | None:
+    if text is None:
+        return None
+    ref = text.strip()
+    if not ref or len(ref) > 200 or not ref.isprintable():
+        raise UsageError("--ref must be 1 to 200 printable characters, e.g. a bank reference")
+    return ref
+
+
+def _topup_seen(exc: TopUpRecorded, customer_id: str, budget_id: str, minor: int) -> int:
+    """A rerun of the same top-up is done already (exit 0); the same reference for other
+    money is a mistake that must not pass silently (exit 2)."""
+    earlier = exc.earlier
+    recorded = earlier["recorded_at"]
+    when = recorded.date().isoformat() if isinstance(recorded, dt.datetime) else str(recorded)
+    shown = (
+        f"{format_amount(int(str(earlier['amount_minor'])), str(earlier['unit']))}"
+        f" to {earlier['customer_id']}/{earlier['budget_id']} on {when}"
+    )
+    if (earlier["customer_id"], earlier["budget_id"], earlier["amount_minor"]) == (
+        customer_id,
+        budget_id,
+        minor,
+    ):
+        _out(
+            f"{customer_id}/{budget_id}: top-up ref {exc.ref} already recorded ({shown});"
+            " nothing new recorded"
+        )
+        return EXIT_OK
+    raise UsageError(
+        f"--ref {exc.ref!r} already recorded a top-up of {shown}; this top-up was not"
+        " recorded: check the reference, or use another one"
+    )
 
 
 def cmd_refill(args: argparse.Namespace, settings: Settings) -> int:
@@ -396,6 +535,10 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     app = App(settings)
     failures = 0
     if app.ledger.ping():
+        # The OAuth sinks keep their rotated refresh tokens in the database: a token used
+        # here and then dropped would lock the next sync out, so a new database gets its
+        # schema first (what `sync` and `serve` would do on their first start anyway).
+        app.ledger.upgrade()
         _out("database: ok")
     else:
         _out("database: cannot connect")
@@ -413,6 +556,10 @@ def _try(label: str, adapter: Callable[[str], TimeSource | InvoiceSink], name: s
         return 0
     except ConnectorError as exc:
         _out(f"{label}: FAILED: {exc}")
+        return 1
+    except Exception as exc:  # one connection's trouble must not hide the others' results
+        log.debug("checking %s", label, exc_info=True)
+        _out(f"{label}: FAILED: {type(exc).__name__}: {exc}")
         return 1
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import io
 import logging
 import os
 import sys
@@ -45,6 +46,9 @@ from sync.refill import RefillError
 from sync.settings import Settings
 
 log = logging.getLogger("prepaid")
+
+# 128 + SIGPIPE: what a shell reports for `yes | head -1`, so `set -o pipefail` sees the same.
+EXIT_PIPE_CLOSED = 141
 
 
 def run() -> None:
@@ -82,7 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _load(args.config)
         secrets.extend(_secret_values(settings))
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
-        return handler(args, settings)
+        code = handler(args, settings)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except ConfigErrors as exc:
         for line in str(exc).splitlines():
             print_error(f"config error: {line}")
@@ -102,12 +110,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print_error("interrupted; committed work is kept and the next run finishes the rest")
         return EXIT_FAILED
+    except OSError as exc:
+        if args.debug:
+            raise
+        if exc.filename is None:
+            return _unexpected(exc)
+        print_error(f"error: {exc.filename}: {exc.strerror or exc}")  # a path the user gave
+        return EXIT_USAGE
     except Exception as exc:
         if args.debug:
             raise
-        log.debug("unexpected error", exc_info=True)
-        print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)")
-        return EXIT_FAILED
+        return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    """Anything no handler expected: one line, the traceback only in the debug log."""
+    log.debug("unexpected error", exc_info=True)
+    print_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)")
+    return EXIT_FAILED
+
+
+def _stdout_closed() -> int:
+    """The reader of our output went away (`prepaid entries | head -1`): stop quietly, as
+    `cat` or `grep` do, with the shell's code for a process ended by SIGPIPE.
+
+    Python's documented recipe (the "Note on SIGPIPE" in the `signal` docs): point stdout at
+    /dev/null so the interpreter's final flush of the unwritten rest does not fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # stdout is not a file (tests capture it): there is no final flush to fail
+    return EXIT_PIPE_CLOSED
 
 
 def _load(config: str | None) -> Settings:
@@ -161,6 +196,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", type=_date, help="re-read entries from DATE")
     p.add_argument("--full", action="store_true", help="re-read the whole look-back window now")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    p.add_argument(
+        "--wait",
+        metavar="SECONDS",
+        type=_seconds,
+        nargs="?",
+        const=600,
+        default=0,
+        help="a source another run is syncing is skipped (exit 0); with --wait, sync it once"
+        " that run is done, waiting up to SECONDS (default 600)",
+    )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=cmd_sync)
 
@@ -207,12 +252,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "topup",
         help="record a one-off prepayment",
-        description="Credit a budget with a prepayment received outside the refill flow.",
-        epilog='example: prepaid topup acme/retainer 500.00 --note "bank transfer 2026-11-20"',
+        description="Credit a budget with a prepayment received outside the refill flow."
+        " AMOUNT is in the budget's unit, in plain digits, with at most the currency's decimals"
+        " (none for JPY; two for hours budgets).",
+        epilog="example: prepaid topup acme/retainer 500.00 --ref TRF-2026-1120"
+        ' --note "bank transfer"',
     )
     p.add_argument("target", metavar="CUSTOMER[/BUDGET]")
     p.add_argument("amount", metavar="AMOUNT")
     p.add_argument("--note", metavar="TEXT")
+    p.add_argument(
+        "--ref",
+        metavar="TEXT",
+        help="the payment's reference: a top-up with a reference already recorded is not"
+        " recorded again (safe to rerun)",
+    )
     p.set_defaults(handler=cmd_topup)
 
     p = sub.add_parser(
@@ -282,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_service_commands(sub)
     return parser
+
+
+def _seconds(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 1 to 86400")
+    return int(text)
 
 
 def _date(text: str) -> dt.date:

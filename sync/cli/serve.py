@@ -123,7 +123,12 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
     )
     text = render(statement, args.format)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            print(f"cannot write the statement to {args.output}: {reason}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"statement of {customer.id} written to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -155,7 +160,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_FAILED
     finally:
         if lock is not None:
-            lock.close()
+            release_serve_lock(lock)
 
 
 def _serve(settings: Settings, options: ScheduleOptions) -> int:
@@ -214,24 +219,54 @@ def _host_text(host: str) -> str:
 
 def sqlite_serve_lock(database_url: str) -> IO[str] | None:
     """On SQLite, hold an exclusive lock on `<db file>.serve.lock` for the process lifetime;
-    raise ServeRefused when another `serve` holds it. None for PostgreSQL (replicas welcome)."""
+    raise ServeRefused when another `serve` holds it. None for PostgreSQL (replicas welcome).
+
+    The file is removed on exit (`release_serve_lock`), so a serve that starts just then may
+    lock a file that is already gone: it checks that the locked file is still the one at the
+    path, and otherwise tries again on the new one.
+    """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
     path = Path(f"{url.database}.serve.lock")
-    handle = path.open("a+", encoding="utf-8")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
+    while True:
+        handle = path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise ServeRefused(
+                f"another `prepaid serve` ({holder}) is already running on {url.database};"
+                " SQLite allows one: stop it first, or use PostgreSQL to run several replicas"
+            ) from None
+        if _is_file_at(handle, path):
+            break
         handle.close()
-        raise ServeRefused(
-            f"another `prepaid serve` ({holder}) is already running on {url.database};"
-            " SQLite allows one: stop it first, or use PostgreSQL to run several replicas"
-        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}\n")
     handle.flush()
     return handle
+
+
+def release_serve_lock(handle: IO[str]) -> None:
+    """Remove the lock file, then let go of the lock: removed while still held, so no other
+    serve can hold a lock on a file that is about to vanish."""
+    try:
+        if _is_file_at(handle, Path(handle.name)):
+            os.unlink(handle.name)
+    except OSError as exc:  # a lock file left behind is harmless: it is reused next time
+        log.warning("could not remove %s: %s", handle.name, exc.strerror or exc)
+    handle.close()
+
+
+def _is_file_at(handle: IO[str], path: Path) -> bool:
+    """True when `path` still names the open file `handle` (not removed, not replaced)."""
+    try:
+        at_path = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(handle.fileno())
+    return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)

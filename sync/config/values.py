@@ -205,11 +205,27 @@ def _decimal(value: object) -> Decimal:
     raise _Invalid('must be a number such as "95.00"')
 
 
+# No budget, rate or top-up comes near this; anything at or above it is a typing slip (a
+# pasted account number), refused before it can overflow a 64-bit column or a sum of them.
+AMOUNT_LIMIT = Decimal(10) ** 12
+
+
 def _amount(places: int | None, unit: str, *, positive: bool) -> Callable[[object], Decimal]:
-    """An amount > 0 (`positive`) or >= 0 with at most `places` decimals of `unit` (None: any)."""
+    """An amount > 0 (`positive`) or >= 0 with at most `places` decimals of `unit` (None: any).
+
+    Written out in plain digits (`1e3` is refused: nobody types money that way, and a slip of
+    `e` must not multiply an amount by a thousand) and below `AMOUNT_LIMIT`. Used for the
+    config's amounts and for amounts typed on the command line alike.
+    """
 
     def convert(value: object) -> Decimal:
         number = _decimal(value)
+        written = value.lower() if isinstance(value, str) else ""
+        exponent = number.as_tuple().exponent  # > 0 only when an exponent was written
+        if "e" in written or (isinstance(exponent, int) and exponent > 0):
+            raise _Invalid("must be written in plain digits, without an exponent", 'e.g. "1000.00"')
+        if abs(number) >= AMOUNT_LIMIT:
+            raise _Invalid(f"is too large: amounts stay below {AMOUNT_LIMIT:,}")
         if positive and number <= 0:
             raise _Invalid("must be positive")
         if number < 0:

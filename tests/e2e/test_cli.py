@@ -179,6 +179,12 @@ def test_dry_run_writes_nothing(story: Path) -> None:
     [
         (("balance", "--customer", "nobody"), "unknown customer 'nobody'"),
         (("topup", "acme/retainer", "ten"), "amount 'ten' is not a number"),
+        (("topup", "acme/retainer", "10.005"), "at most 2 decimals for EUR"),
+        (("topup", "acme/retainer", "0.004"), "at most 2 decimals for EUR"),
+        (("topup", "acme/retainer", "1e3"), "without an exponent"),
+        (("topup", "acme/retainer", "12345678901234567890"), "is too large"),
+        (("topup", "acme/retainer", "-5"), "must be positive"),
+        (("topup", "globex", "1.255"), "at most 2 decimals for hours"),
         (("topup", "nobody", "10"), "unknown customer 'nobody'"),
         (("entries", "approve", "99999"), "no entry with id 99999"),
         (("refill", "retry", "nope"), "no refill 'nope'"),
@@ -276,3 +282,177 @@ def test_the_console_script_tunes_the_collector_then_runs_main() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.split() == ["50000", "True", "7"], done.stderr
+
+
+def test_a_refused_amount_records_nothing(sqlite_story: Path) -> None:
+    for typed in ("10.005", "0.004", "1e3", "12345678901234567890"):
+        assert run(sqlite_story, "topup", "acme/retainer", typed).returncode == 2
+    ledger = run_json(sqlite_story, "ledger")
+    assert [row["kind"] for row in ledger if row["kind"] == "topup"] == []
+
+
+def test_topup_with_a_reference_is_recorded_once(sqlite_story: Path) -> None:
+    first = run(sqlite_story, "topup", "acme/retainer", "250.00", "--ref", "TRF-1120")
+    assert first.returncode == 0, first.stderr
+    again = run(sqlite_story, "topup", "acme/retainer", "250.00", "--ref", "TRF-1120")
+    assert again.returncode == 0, again.stderr
+    assert "already recorded" in again.stdout and "nothing new recorded" in again.stdout
+    other = run(sqlite_story, "topup", "acme/retainer", "260.00", "--ref", "TRF-1120")
+    assert other.returncode == 2
+    assert "already recorded a top-up of 250.00 to acme/retainer" in other.stderr
+    topups = [row for row in run_json(sqlite_story, "ledger") if row["kind"] == "topup"]
+    assert [(row["amount"], row["key"]) for row in topups] == [("250.00", "topup-ref:TRF-1120")]
+    assert "TRF-1120" in topups[0]["reason"]
+    plain = run(sqlite_story, "topup", "acme/retainer", "250.00")
+    assert plain.returncode == 0, plain.stderr
+    assert len([row for row in run_json(sqlite_story, "ledger") if row["kind"] == "topup"]) == 2
+
+
+def test_statement_to_a_missing_folder_is_a_plain_message(sqlite_story: Path) -> None:
+    result = run(sqlite_story, "statement", "acme", "-o", "/no/such/dir/x.csv")
+    assert result.returncode == 2
+    assert "/no/such/dir/x.csv" in result.stderr and "No such file or directory" in result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(sqlite_story: Path) -> None:
+    import os
+
+    assert run(sqlite_story, "sync").returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before a byte is written, like `| head -0`
+    try:
+        result = subprocess.run(
+            [PREPAID, "--config", str(sqlite_story), "entries", "--format", "json"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            cwd=sqlite_story.parent,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141  # as a shell reports a tool ended by SIGPIPE
+    assert result.stderr == ""
+
+
+def test_serve_removes_its_lock_file_on_exit(tmp_path: Path, sqlite_url: str) -> None:
+    import signal
+
+    from tests.service_story import Serve, free_port, wait_for, write_story
+
+    port = free_port()
+    config = write_story(tmp_path, sqlite_url, port=port)
+    lock = Path(sqlite_url.removeprefix("sqlite:///") + ".serve.lock")
+    serve = Serve(config, port, tmp_path / "serve.log", {})
+    try:
+        wait_for("/healthz", serve.healthy)
+        assert lock.exists()
+    finally:
+        assert serve.stop(signal.SIGTERM) == 0, serve.output()
+    assert not lock.exists()
+    again = Serve(config, port, tmp_path / "again.log", {})  # and a next serve starts as before
+    try:
+        wait_for("/healthz", again.healthy)
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.output()
+
+
+def test_approve_that_changes_nothing_says_why_and_exits_3(sqlite_story: Path) -> None:
+    assert run(sqlite_story, "sync").returncode == 0
+    entries = {e["external_id"]: e["id"] for e in run_json(sqlite_story, "entries")}
+    result = run(sqlite_story, "entries", "approve", str(entries["u1"]), str(entries["a5"]))
+    assert result.returncode == 3
+    assert f"entry {entries['u1']}: not approved, nothing deducted: no budget takes it" in (
+        result.stderr
+    )
+    assert f"entry {entries['a5']}: not approved, nothing deducted: its budget's rules" in (
+        result.stderr
+    )
+    pending = [str(e["id"]) for e in run_json(sqlite_story, "entries", "--status", "pending")]
+    assert run(sqlite_story, "entries", "approve", *pending).returncode == 0
+
+
+def test_sync_since_a_future_date_is_refused(sqlite_story: Path) -> None:
+    result = run(sqlite_story, "sync", "--since", "2999-01-01")
+    assert result.returncode == 2
+    assert "--since 2999-01-01 is in the future" in result.stderr
+    assert run_json(sqlite_story, "entries") == []
+
+
+def test_sync_since_on_a_csv_source_says_it_does_not_apply(sqlite_story: Path) -> None:
+    result = run(sqlite_story, "sync", "--since", "2026-11-01")
+    assert result.returncode == 0, result.stderr
+    assert "--since does not apply to exports: a CSV file is read whole" in result.stderr
+
+
+def test_check_connections_on_a_new_database_tries_every_sink(sqlite_story: Path) -> None:
+    text = sqlite_story.read_text().replace(
+        "invoicing:\n",
+        "invoicing:\n"
+        "  - name: xero\n"
+        "    type: xero\n"
+        "    client_id: cid\n"
+        "    client_secret: secret\n"
+        "    refresh_token: first-token\n"
+        "    tenant_id: t1\n"
+        '    account_code: "200"\n'
+        "    base_url: http://127.0.0.1:9\n"
+        "    token_url: http://127.0.0.1:9/token\n",
+    )
+    sqlite_story.write_text(text)
+    result = run(sqlite_story, "check", "--connections")
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert "database: ok" in lines
+    assert any(line.startswith("sink xero: FAILED: ") for line in lines), result.stdout
+    assert any(line.startswith("sink files: ok") for line in lines), result.stdout
+    assert "credentials" not in result.stdout + result.stderr
+
+
+def _hold_source(db_url: str, name: str) -> tuple[Any, str]:
+    """Take the source's lease as another live run would (this test process holds it)."""
+    import datetime as dt
+
+    from sync.engine import process_holder
+    from sync.ledger.database import Ledger
+
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    holder = f"{process_holder()} (other run)"
+    assert ledger.acquire_lease(f"source:{name}", holder, dt.timedelta(minutes=10)) is None
+    return ledger, holder
+
+
+def test_sync_of_a_source_another_run_holds_is_skipped_with_exit_0(
+    sqlite_story: Path, sqlite_url: str
+) -> None:
+    ledger, holder = _hold_source(sqlite_url, "exports")
+    try:
+        result = run(sqlite_story, "sync")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "exports is being synced by" in result.stdout and "skipped" in result.stdout
+        waited = run(sqlite_story, "sync", "--wait", "1")
+        assert waited.returncode == 0, waited.stdout + waited.stderr
+        assert "waited 1 s" in waited.stdout
+        assert run_json(sqlite_story, "entries") == []
+    finally:
+        ledger.release_lease("source:exports", holder)
+        ledger.dispose()
+
+
+def test_sync_wait_syncs_a_source_once_the_other_run_is_done(
+    sqlite_story: Path, sqlite_url: str
+) -> None:
+    import threading
+
+    ledger, holder = _hold_source(sqlite_url, "exports")
+    release = threading.Timer(3.0, ledger.release_lease, ("source:exports", holder))
+    release.start()
+    try:
+        result = run(sqlite_story, "sync", "--wait", "60")
+    finally:
+        release.join()
+        ledger.dispose()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "exports: fetched 11, new 11" in result.stdout

@@ -161,6 +161,59 @@ def test_billed_seconds_applies_rounding_then_minimum(
     assert billed_seconds(seconds, rounding) == expected
 
 
+@pytest.mark.parametrize("mode", ["up", "down", "nearest"])
+@pytest.mark.parametrize("minutes", [6, 7])
+def test_minimum_holds_when_rounding_takes_an_entry_to_zero(mode: str, minutes: int) -> None:
+    rounding = Rounding(increment_minutes=15, mode=mode, minimum_minutes=30)
+    assert billed_seconds(minutes * 60, rounding) == 1800
+
+
+@given(
+    seconds=st.integers(min_value=0, max_value=12 * 3600),
+    increment=st.integers(min_value=0, max_value=60),
+    minimum=st.integers(min_value=0, max_value=120),
+    mode=st.sampled_from(["up", "down", "nearest"]),
+)
+def test_any_positive_entry_bills_at_least_the_minimum(
+    seconds: int, increment: int, minimum: int, mode: str
+) -> None:
+    rounding = Rounding(increment_minutes=increment, mode=mode, minimum_minutes=minimum)
+    billed = billed_seconds(seconds, rounding)
+    if seconds == 0:
+        assert billed == 0
+    else:
+        assert billed >= minimum * 60
+        rounded = round_seconds(seconds, increment * 60, mode) if increment else seconds
+        assert billed == max(rounded, minimum * 60)
+
+
+def readme_rounding_table() -> list[list[str]]:
+    """The rows of the README's worked-examples table (rules section), cells as written."""
+    from tests.support import ROOT
+
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("| worked | up | down | nearest |")
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_readme_rounding_table_is_what_the_code_bills() -> None:
+    rows = readme_rounding_table()
+    assert [int(row[0]) for row in rows] == [0, 1, 6, 8, 14, 16, 29, 31, 44]
+    for worked, *cells in rows:
+        seconds = int(worked) * 60
+        expected = []
+        for mode in ("up", "down", "nearest"):
+            rounding = Rounding(increment_minutes=15, mode=mode, minimum_minutes=30)
+            rounded = round_seconds(seconds, 900, mode) // 60
+            expected.append(f"{rounded} → {billed_seconds(seconds, rounding) // 60}")
+        assert cells == expected, f"README row for {worked} minutes"
+
+
 # --- valuation ------------------------------------------------------------------------------
 
 
