@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples: prepaid entries --status pending; prepaid entries approve 12 13",
     )
     p.add_argument("--customer", metavar="ID")
-    p.add_argument("--status", choices=EntryStatus.ALL)
+    p.add_argument("--status", choices=list(EntryStatus))
     p.add_argument("--source", metavar="NAME")
     p.add_argument("--limit", type=int, metavar="N", help="at most N rows")
     p.add_argument("--format", choices=("table", "json"), default="table")

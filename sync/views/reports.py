@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, select
 from sync.books import budget_unit
 from sync.ledger import schema
 from sync.ledger.database import balances
-from sync.model import HOUR_UNIT, EntryStatus, RefillStatus, format_amount, to_minor
+from sync.model import HOUR_UNIT, OPEN_REFILL_STATUSES, EntryStatus, format_amount, to_minor
 from sync.settings import Settings
 
 E = schema.entries
@@ -210,7 +210,7 @@ def refill_rows(conn: Connection, *, open_only: bool = False) -> list[dict[str, 
     """Refills, newest first."""
     stmt = select(R).order_by(R.c.created_at.desc())
     if open_only:
-        stmt = stmt.where(R.c.status.in_(RefillStatus.OPEN))
+        stmt = stmt.where(R.c.status.in_(sorted(OPEN_REFILL_STATUSES)))
     return [
         {"customer": r.customer_id, "budget": r.budget_id, **_refill_summary(r)}
         for r in conn.execute(stmt)
