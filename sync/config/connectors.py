@@ -116,7 +116,7 @@ class SourceKind:
     adapter: str
     renamed: Mapping[str, str] = field(default_factory=dict)
 
-    def keys(self) -> tuple[str, ...]:
+    def yaml_keys(self) -> tuple[str, ...]:
         """The YAML keys an entry of this kind may have, in the settings record's order."""
         return _yaml_keys(self.settings, self.renamed)
 
@@ -133,7 +133,7 @@ class SinkKind:
     renamed: Mapping[str, str] = field(default_factory=dict)
     stores_credentials: bool = False
 
-    def keys(self) -> tuple[str, ...]:
+    def yaml_keys(self) -> tuple[str, ...]:
         """The YAML keys an entry of this kind may have, in the settings record's order."""
         return _yaml_keys(self.settings, self.renamed)
 
@@ -296,8 +296,8 @@ SINK_KINDS: Mapping[SinkType, SinkKind] = {
 
 
 # The keys each type allows, worked out once from the registry.
-_SOURCE_KEYS: dict[str, tuple[str, ...]] = {t: kind.keys() for t, kind in SOURCE_KINDS.items()}
-_SINK_KEYS: dict[str, tuple[str, ...]] = {t: kind.keys() for t, kind in SINK_KINDS.items()}
+_SOURCE_KEYS: dict[str, tuple[str, ...]] = {t: kind.yaml_keys() for t, kind in SOURCE_KINDS.items()}
+_SINK_KEYS: dict[str, tuple[str, ...]] = {t: kind.yaml_keys() for t, kind in SINK_KINDS.items()}
 
 
 def _listed(kinds: Iterable[str]) -> str:
