@@ -41,6 +41,7 @@ from sync.config import ConfigErrors, load_config
 from sync.ledger.database import StoreUnavailable
 from sync.model import EntryStatus
 from sync.ports import ConnectorError
+from sync.redaction import Redactor
 from sync.refill import RefillError
 from sync.settings import Settings
 
@@ -76,11 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    secrets: list[str] = []
-    configure_logging(verbose=args.verbose, debug=args.debug, secrets=secrets)
+    redactor = Redactor()
+    configure_logging(verbose=args.verbose, debug=args.debug, redactor=redactor)
     try:
         settings = _load(args.config)
-        secrets.extend(_secret_values(settings))
+        redactor.add(*_secret_values(settings))
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
         return handler(args, settings)
     except ConfigErrors as exc:
