@@ -27,7 +27,7 @@ from connectors.http.paging import (
     Paginator,
     paginate,
 )
-from connectors.http.retries import RetryPolicy, call_with_retries, parse_retry_after
+from connectors.http.retries import Retryable, RetryPolicy, call_with_retries, parse_retry_after
 
 __all__ = [
     "STATUS_TABLE",
@@ -47,6 +47,7 @@ __all__ = [
     "Paginator",
     "RefreshingTokens",
     "RetryPolicy",
+    "Retryable",
     "SecretAuth",
     "Timeouts",
     "api_message",
