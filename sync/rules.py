@@ -56,7 +56,7 @@ _DECISIONS = frozenset(Decision)
 
 class Assessment(NamedTuple):
     """What one entry should cost now, and why. A named tuple: a sync builds one for every
-    entry, and a frozen dataclass costs four times as much to build.
+    entry, and a frozen dataclass costs several times as much to build.
 
     `status` is an `EntryStatus` value. `unit` is the budget's ledger unit: the customer's
     currency code for a money budget, `HOUR_UNIT` for an hours budget. `amount_minor` is what

@@ -59,9 +59,10 @@ def tune_collector() -> None:
 
     A sync allocates millions of short-lived objects and hardly any reference cycles; at
     CPython's default pace (a pass every 700 allocations, rescanning whatever survived) the
-    collector took a tenth of a 100,000-row sync. The start-up's long-lived objects (modules,
-    table metadata) are frozen out of its passes, and a pass waits for 50,000 allocations. It
-    still runs, so a long `serve` frees whatever cycles it makes.
+    collector spends a large share of a big sync finding nothing (the README has the figures).
+    The start-up's long-lived objects (modules, table metadata) are frozen out of its passes,
+    and a pass waits for 50,000 allocations. It still runs, so a long `serve` frees whatever
+    cycles it makes.
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
