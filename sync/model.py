@@ -197,3 +197,17 @@ class RefillStatus(enum.StrEnum):
 
 # The refills that still need the operator or a sink: neither paid nor void.
 OPEN_REFILL_STATUSES = frozenset({RefillStatus.INTENT, RefillStatus.ISSUED, RefillStatus.FAILED})
+
+
+class RunOutcome(enum.StrEnum):
+    """How a sync run of one source ended, as `sync_runs.outcome` stores it.
+
+    `running` is recorded while the run is under way; `partial` means it finished with invalid
+    records or warnings; `busy` means another process held the source's lease.
+    """
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    BUSY = "busy"
