@@ -28,12 +28,19 @@ import yaml
 
 from sync.config.connectors import names_by_type, read_sink, read_source
 from sync.config.customers import read_customer
-from sync.config.fields import ConfigError as ConfigError  # public API
-from sync.config.fields import ConfigErrors as ConfigErrors  # public API
-from sync.config.fields import FieldReader
-from sync.config.values import ExactLoader, as_database, as_listen, as_secret, as_timezone, describe
-from sync.config.values import parse_duration as parse_duration  # public API
+from sync.config.fields import ConfigError, ConfigErrors, FieldReader
+from sync.config.values import (
+    ExactLoader,
+    as_database,
+    as_listen,
+    as_secret,
+    as_timezone,
+    describe,
+    parse_duration,
+)
 from sync.settings import ServerSettings, Settings
+
+__all__ = ["ConfigError", "ConfigErrors", "load_config", "parse_config", "parse_duration"]
 
 # --- public API -----------------------------------------------------------------------------
 
