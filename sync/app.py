@@ -14,6 +14,7 @@ from functools import cached_property
 from sync.books import ensure_books
 from sync.engine import RunSummary, SyncEngine, process_holder
 from sync.ledger.database import DatabaseCredentialStore, Ledger
+from sync.model import RunOutcome
 from sync.ports import InvoiceSink, TimeSource
 from sync.refill import RefillReport, RefillService
 from sync.rules import Pricer
@@ -126,7 +127,9 @@ class App:
             try:
                 adapter = self.source(name)
             except Exception as exc:  # a broken adapter fails its source, not the run
-                outcome.runs.append(RunSummary(source=name, outcome="failed", error=str(exc)))
+                outcome.runs.append(
+                    RunSummary(source=name, outcome=RunOutcome.FAILED, error=str(exc))
+                )
                 continue
             outcome.runs.append(
                 engine.sync(adapter, settings, since=since, full=full, progress=tick)

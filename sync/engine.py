@@ -39,7 +39,7 @@ from sync.delta import (
 )
 from sync.ledger import schema
 from sync.ledger.database import Ledger, insert_values, utcnow
-from sync.model import EntryStatus, InvalidRecord, TimeEntry
+from sync.model import EntryStatus, InvalidRecord, RunOutcome, TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.prefetch import read_ahead
 from sync.rules import Assessment, Pricer
@@ -89,7 +89,7 @@ class RunSummary:
     invalid: int = 0
     postings: int = 0
     requests: int = 0
-    outcome: str = "ok"  # ok | partial | failed | busy
+    outcome: RunOutcome = RunOutcome.OK
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -145,7 +145,7 @@ class SyncEngine:
         lease = f"source:{settings.name}"
         holder = self.ledger.acquire_lease(lease, self.holder, LEASE_TTL)
         if holder is not None:
-            summary.outcome = "busy"
+            summary.outcome = RunOutcome.BUSY
             summary.error = f"{settings.name} is being synced by {holder}; skipped"
             return summary
         try:
@@ -203,18 +203,18 @@ class SyncEngine:
                 if progress is not None:
                     progress(len(page.entries) + len(page.invalid))
         except ConnectorError as exc:
-            summary.outcome = "failed"
+            summary.outcome = RunOutcome.FAILED
             summary.error = str(exc)
         except BaseException as exc:
             # Anything else (a bug, an interrupt) still closes the run's record; the
             # committed pages stand and the cursor is where the last one left it.
-            summary.outcome = "failed"
+            summary.outcome = RunOutcome.FAILED
             summary.error = f"interrupted: {type(exc).__name__}"
             with self.ledger.begin() as conn:
                 self._finish_run(conn, state)
             raise
         if summary.outcome == "ok" and (summary.invalid or summary.warnings):
-            summary.outcome = "partial"
+            summary.outcome = RunOutcome.PARTIAL
         with self.ledger.begin() as conn:
             if reconciled and window is not None and since is None:
                 self._save_state(conn, settings.name, last_reconciled_at=now)

@@ -9,6 +9,7 @@ for a money budget, seconds for an hours budget (`HOUR_UNIT`).
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -105,38 +106,6 @@ def parse_decimal(text: str | int | Decimal) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
-class Amount:
-    """An exact quantity with its unit: a currency code or `HOUR_UNIT`.
-
-    Arithmetic across units is an error rather than a silent sum.
-    """
-
-    value: Decimal
-    unit: str
-
-    def __add__(self, other: Amount) -> Amount:
-        self._same_unit(other)
-        return Amount(self.value + other.value, self.unit)
-
-    def __sub__(self, other: Amount) -> Amount:
-        self._same_unit(other)
-        return Amount(self.value - other.value, self.unit)
-
-    def _same_unit(self, other: Amount) -> None:
-        if other.unit != self.unit:
-            raise ValueError(f"cannot combine {self.unit} with {other.unit}")
-
-    @property
-    def minor(self) -> int:
-        """The amount in integer minor units (cents, yen, or seconds for hours)."""
-        return to_minor(self.value, self.unit)
-
-    def __str__(self) -> str:
-        label = "h" if self.unit == HOUR_UNIT else self.unit
-        return f"{from_minor(self.minor, self.unit)} {label}"
-
-
-@dataclass(frozen=True, slots=True)
 class TimeEntry:
     """One time entry as a tracker reports it, normalised; the unit of work of a sync.
 
@@ -190,8 +159,8 @@ class InvalidRecord:
     spent_date: dt.date | None = None
 
 
-class EntryStatus:
-    """The states an entry can be in; strings so they read well in JSON and SQL."""
+class EntryStatus(enum.StrEnum):
+    """The states an entry can be in; their values are what JSON and SQL hold."""
 
     DEDUCTED = "deducted"
     PENDING = "pending"
@@ -201,10 +170,8 @@ class EntryStatus:
     INVALID = "invalid"
     DELETED = "deleted"
 
-    ALL = (DEDUCTED, PENDING, EXCLUDED, UNROUTED, RUNNING, INVALID, DELETED)
 
-
-class PostingKind:
+class PostingKind(enum.StrEnum):
     """Why a posting exists. Entry postings are debits (negative) or their reversals."""
 
     OPENING = "opening"
@@ -213,10 +180,8 @@ class PostingKind:
     REFILL_CREDIT = "refill_credit"
     REVERSAL = "reversal"
 
-    ALL = (OPENING, ENTRY, TOPUP, REFILL_CREDIT, REVERSAL)
 
-
-class RefillStatus:
+class RefillStatus(enum.StrEnum):
     """The refill state machine: intent -> issued -> paid | void; failed waits for the operator.
 
     `intent` means committed but the sink has not confirmed an invoice yet (a completer finishes
@@ -229,5 +194,20 @@ class RefillStatus:
     VOID = "void"
     FAILED = "failed"
 
-    OPEN = (INTENT, ISSUED, FAILED)
-    ALL = (INTENT, ISSUED, PAID, VOID, FAILED)
+
+# The refills that still need the operator or a sink: neither paid nor void.
+OPEN_REFILL_STATUSES = frozenset({RefillStatus.INTENT, RefillStatus.ISSUED, RefillStatus.FAILED})
+
+
+class RunOutcome(enum.StrEnum):
+    """How a sync run of one source ended, as `sync_runs.outcome` stores it.
+
+    `running` is recorded while the run is under way; `partial` means it finished with invalid
+    records or warnings; `busy` means another process held the source's lease.
+    """
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    BUSY = "busy"

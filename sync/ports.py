@@ -9,6 +9,7 @@ Whatever an adapter must persist (a rotated OAuth refresh token) goes through `C
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -137,7 +138,7 @@ class TimeSource(Protocol):
 # --- sinks ----------------------------------------------------------------------------------
 
 
-class InvoiceStatus:
+class InvoiceStatus(enum.StrEnum):
     """An invoice's state as the sink reports it."""
 
     DRAFT = "draft"
@@ -194,7 +195,7 @@ class InvoiceState:
     number: str | None = None
     url: str | None = None
     step: str = ""
-    status: str = InvoiceStatus.DRAFT
+    status: InvoiceStatus = InvoiceStatus.DRAFT
     amount_paid_minor: int | None = None
     detail: str | None = None
 

@@ -22,11 +22,12 @@ Speed: the engine assesses every fetched entry, so rules are indexed by their id
 
 from __future__ import annotations
 
+import enum
 import functools
 import operator
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, assert_never
 
 from sync.model import (
     HOUR_UNIT,
@@ -37,24 +38,25 @@ from sync.model import (
     minor_digits,
     to_minor,
 )
-from sync.settings import Budget, Criteria, Customer, MatchRule, Rounding
+from sync.settings import Budget, Criteria, Customer, MatchRule, Rounding, RoundingMode
 
-ROUNDING_MODES = ("up", "down", "nearest")
 _SECONDS_PER_HOUR_DECIMAL = Decimal(SECONDS_PER_HOUR)
 
 
-class Decision:
+class Decision(enum.StrEnum):
     """The operator's review decision on an entry (`entries approve` / `entries exclude`)."""
 
     APPROVED = "approved"
     EXCLUDED = "excluded"
 
-    ALL = (APPROVED, EXCLUDED)
+
+# A decision comes back from the ledger as text; anything else is a bug, not a new vocabulary.
+_DECISIONS = frozenset(Decision)
 
 
 class Assessment(NamedTuple):
     """What one entry should cost now, and why. A named tuple: a sync builds one for every
-    entry, and a frozen dataclass costs four times as much to build.
+    entry, and a frozen dataclass costs several times as much to build.
 
     `status` is an `EntryStatus` value. `unit` is the budget's ledger unit: the customer's
     currency code for a money budget, `HOUR_UNIT` for an hours budget. `amount_minor` is what
@@ -66,7 +68,7 @@ class Assessment(NamedTuple):
     approved, so the status page can show what is waiting; 0 for every other status.
     """
 
-    status: str
+    status: EntryStatus
     customer_id: str | None
     budget_id: str | None
     unit: str | None
@@ -79,22 +81,10 @@ class Assessment(NamedTuple):
     pending_amount_minor: int = 0
 
 
-class Route(NamedTuple):
-    """Where an entry goes: the customer, its budget and the match rule that decided it.
-
-    A named tuple rather than a dataclass so callers can unpack it:
-    `customer, budget, rule = pricer.route(entry)`.
-    """
-
-    customer: Customer
-    budget: Budget
-    rule: MatchRule
-
-
 # --- rounding -------------------------------------------------------------------------------
 
 
-def round_seconds(seconds: int, increment: int, mode: str) -> int:
+def round_seconds(seconds: int, increment: int, mode: RoundingMode) -> int:
     """Round a non-negative duration to a multiple of `increment` seconds.
 
     `up` is the ceiling, `down` the floor, `nearest` rounds an exact half up (a 7.5-minute
@@ -115,7 +105,7 @@ def round_seconds(seconds: int, increment: int, mode: str) -> int:
         return down + increment
     if mode == "nearest":
         return down + increment if 2 * remainder >= increment else down
-    raise ValueError(f"unknown rounding mode {mode!r}: use one of {', '.join(ROUNDING_MODES)}")
+    assert_never(mode)
 
 
 def billed_seconds(seconds: int, rounding: Rounding | None) -> int:
@@ -284,25 +274,13 @@ class _BudgetPlan:
         self.budget = budget
         self.currency = customer.currency
         self.is_money = budget.unit == "money"
-        if budget.unit not in ("money", "hours"):
-            raise ValueError(f"{budget.yaml_path}.unit: must be money or hours")
         self.unit = customer.currency if self.is_money else HOUR_UNIT
         self.include = _Matcher(budget.include) if not budget.include.is_empty() else None
         self.exclude = _Matcher(budget.exclude) if not budget.exclude.is_empty() else None
         self.overrides = tuple((_Matcher(o.criteria), o.rate) for o in budget.rate_overrides)
         self.rate = budget.rate
-        if self.is_money and budget.rate is None and not budget.rate_from_source:
-            raise ValueError(f"{budget.yaml_path}.rate: a money budget needs a rate")
         rounding = budget.rounding
-        self.rounding_label = ""
-        if rounding is not None:
-            if rounding.increment_minutes < 0 or rounding.minimum_minutes < 0:
-                raise ValueError(f"{budget.yaml_path}.rounding: minutes must not be negative")
-            if rounding.mode not in ROUNDING_MODES:
-                raise ValueError(
-                    f"{budget.yaml_path}.rounding.mode: must be one of {', '.join(ROUNDING_MODES)}"
-                )
-            self.rounding_label = _rounding_label(rounding)
+        self.rounding_label = _rounding_label(rounding) if rounding is not None else ""
 
     def filtered(self, entry: TimeEntry) -> str | None:
         """Why the budget's include/exclude filters refuse `entry`, or None when they accept."""
@@ -550,16 +528,9 @@ class Pricer:
             self._unrouted_reasons[key] = reason
         return reason
 
-    def route(self, entry: TimeEntry) -> Route | None:
-        """The customer, budget and rule the entry belongs to, or None when no rule matches."""
-        verdict = self._verdict(entry)
-        if verdict is None:
-            return None
-        return Route(verdict.plan.customer, verdict.plan.budget, verdict.rule.rule)
-
     def assess(self, entry: TimeEntry, decision: str | None = None) -> Assessment:
         """What `entry` should cost now, given the operator's review `decision` (or None)."""
-        if decision is not None and decision not in Decision.ALL:
+        if decision is not None and decision not in _DECISIONS:
             raise ValueError(f"unknown decision {decision!r}")
         day = entry.spent_date.isoformat()
         verdict = self._verdict(entry)
@@ -631,7 +602,7 @@ class Pricer:
 
 
 def _not_charged(
-    entry: TimeEntry, status: str, plan: _BudgetPlan | None, rule: str | None, reason: str
+    entry: TimeEntry, status: EntryStatus, plan: _BudgetPlan | None, rule: str | None, reason: str
 ) -> Assessment:
     """An assessment that costs nothing: excluded, unrouted, running or deleted."""
     where = f" ({rule})" if rule else ""

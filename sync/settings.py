@@ -12,6 +12,21 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
+
+# The closed vocabularies of the config file: the reader accepts exactly these values, and the
+# type checker holds every use of a setting to them.
+SourceType = Literal["harvest", "toggl", "clockify", "csv"]
+SinkType = Literal["stripe", "xero", "quickbooks", "outbox"]
+BudgetUnit = Literal["money", "hours"]
+RoundingMode = Literal["up", "down", "nearest"]
+Approval = Literal["auto", "review"]
+CreditOn = Literal["paid", "issued"]
+CollectionMethod = Literal["send_invoice", "charge_automatically"]
+TogglScope = Literal["workspace", "me"]
+CsvFormat = Literal["generic", "harvest", "toggl", "clockify"]
+XeroStatus = Literal["DRAFT", "AUTHORISED"]
+XeroLineAmountTypes = Literal["Exclusive", "Inclusive", "NoTax"]
 
 
 class Secret:
@@ -93,7 +108,7 @@ class Rounding:
     """Per-entry rounding of the duration before valuation."""
 
     increment_minutes: int
-    mode: str  # up | down | nearest
+    mode: RoundingMode
     minimum_minutes: int = 0
 
 
@@ -115,7 +130,7 @@ class RefillPolicy:
     below: Decimal
     amount: Decimal | None = None
     top_up_to: Decimal | None = None
-    credit_on: str = "paid"  # paid | issued
+    credit_on: CreditOn = "paid"
     max_per_day: int = 2
 
 
@@ -129,7 +144,7 @@ class Budget:
 
     yaml_path: str
     id: str
-    unit: str  # money | hours
+    unit: BudgetUnit
     rate: Decimal | None
     opening_balance: Decimal
     rate_from_source: bool = False
@@ -138,7 +153,7 @@ class Budget:
     exclude: Criteria = field(default_factory=Criteria)
     rounding: Rounding | None = None
     rate_overrides: tuple[RateOverride, ...] = ()
-    approval: str = "auto"  # auto | review
+    approval: Approval = "auto"
     refill: RefillPolicy | None = None
 
 
@@ -153,7 +168,7 @@ class InvoiceTo:
     sink: str
     customer: str | None = None
     email: str | None = None
-    collection_method: str = "send_invoice"  # send_invoice | charge_automatically
+    collection_method: CollectionMethod = "send_invoice"
     days_until_due: int = 14
     tax_rates: tuple[str, ...] = ()
 
@@ -179,7 +194,7 @@ class SourceSettings:
 
     yaml_path: str
     name: str
-    type: str
+    type: SourceType
     schedule: str = "*/15 * * * *"
     lookback_days: int = 30
     reconcile_every: dt.timedelta = dt.timedelta(hours=6)
@@ -201,7 +216,7 @@ class TogglSettings(SourceSettings):
 
     token: Secret
     workspace_id: str | None = None
-    scope: str = "workspace"  # workspace | me
+    scope: TogglScope = "workspace"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -217,7 +232,7 @@ class CsvSettings(SourceSettings):
     """A CSV export on disk: each file is a full snapshot of the dates it covers."""
 
     file: Path
-    format: str = "generic"  # generic | harvest | toggl | clockify
+    format: CsvFormat = "generic"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,7 +241,7 @@ class SinkSettings:
 
     yaml_path: str
     name: str
-    type: str
+    type: SinkType
     base_url: str | None = None
 
 
@@ -250,8 +265,8 @@ class XeroSettings(SinkSettings):
     tenant_id: str
     account_code: str
     tax_type: str | None = None
-    status: str = "AUTHORISED"  # DRAFT | AUTHORISED
-    line_amount_types: str = "Exclusive"
+    status: XeroStatus = "AUTHORISED"
+    line_amount_types: XeroLineAmountTypes = "Exclusive"
     token_url: str = "https://identity.xero.com/connect/token"
 
 

@@ -1,61 +1,47 @@
 """The composition root: settings in, adapters out. The one module of `sync` that imports
 `connectors`, so the decision-making core never depends on the outside world.
+
+Which adapter serves which `type` is the registry's word (`sync.config.connectors`): this module
+only looks the entry up and imports the adapter it names, when it is first needed.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from sync.config.connectors import SINK_KINDS, SOURCE_KINDS
 from sync.ports import CredentialStore, InvoiceSink, TimeSource
-from sync.settings import (
-    ClockifySettings,
-    CsvSettings,
-    HarvestSettings,
-    OutboxSettings,
-    QuickBooksSettings,
-    SinkSettings,
-    SourceSettings,
-    StripeSettings,
-    TogglSettings,
-    XeroSettings,
-)
+from sync.settings import SinkSettings, SourceSettings
 
 
 def build_source(settings: SourceSettings) -> TimeSource:
     """The adapter for one configured source."""
-    if isinstance(settings, HarvestSettings):
-        from connectors.sources.harvest import HarvestSource
-
-        return HarvestSource(settings)
-    if isinstance(settings, TogglSettings):
-        from connectors.sources.toggl import TogglSource
-
-        return TogglSource(settings)
-    if isinstance(settings, ClockifySettings):
-        from connectors.sources.clockify import ClockifySource
-
-        return ClockifySource(settings)
-    if isinstance(settings, CsvSettings):
-        from connectors.sources.csv_export import CsvSource
-
-        return CsvSource(settings)
-    raise ValueError(f"{settings.yaml_path}: no adapter for source type {settings.type!r}")
+    kind = SOURCE_KINDS[settings.type]
+    if not isinstance(settings, kind.settings):
+        raise TypeError(f"{settings.yaml_path}: a {settings.type} source needs {kind.settings}")
+    factory: Callable[[SourceSettings], TimeSource] = adapter(kind.adapter)
+    return factory(settings)
 
 
 def build_sink(settings: SinkSettings, credentials: CredentialStore) -> InvoiceSink:
     """The adapter for one configured invoicing sink."""
-    if isinstance(settings, StripeSettings):
-        from connectors.invoicing.stripe import StripeSink
+    kind = SINK_KINDS[settings.type]
+    if not isinstance(settings, kind.settings):
+        raise TypeError(f"{settings.yaml_path}: a {settings.type} sink needs {kind.settings}")
+    if kind.stores_credentials:
+        with_store: Callable[[SinkSettings, CredentialStore], InvoiceSink] = adapter(kind.adapter)
+        return with_store(settings, credentials)
+    factory: Callable[[SinkSettings], InvoiceSink] = adapter(kind.adapter)
+    return factory(settings)
 
-        return StripeSink(settings)
-    if isinstance(settings, XeroSettings):
-        from connectors.invoicing.xero import XeroSink
 
-        return XeroSink(settings, credentials)
-    if isinstance(settings, QuickBooksSettings):
-        from connectors.invoicing.quickbooks import QuickBooksSink
-
-        return QuickBooksSink(settings, credentials)
-    if isinstance(settings, OutboxSettings):
-        from connectors.invoicing.outbox import OutboxSink
-
-        return OutboxSink(settings)
-    raise ValueError(f"{settings.yaml_path}: no adapter for sink type {settings.type!r}")
+def adapter(name: str) -> Any:
+    """The callable a registry entry names as `module:attribute`, imported on first use (so a
+    run that uses no Stripe sink never imports the Stripe SDK).
+    """
+    module, _, attribute = name.partition(":")
+    if not module.startswith("connectors."):
+        raise ValueError(f"adapter {name!r} is not in the connectors package")
+    return getattr(importlib.import_module(module), attribute)

@@ -12,13 +12,12 @@ of subclassing anything. The client does four things and nothing else:
   waited out once in the same loop;
 * classifies every other status through `STATUS_TABLE` into the errors of `sync.ports`, with a
   message that is safe to show and, for credentials, names the setting to fix;
-* scrubs every secret it knows from every message and log line (`Redactor`), so a token never
-  reaches a log, an exception or a metric (invariant I7).
+* scrubs every secret it knows from every message and log line (`sync.redaction.Redactor`),
+  so a token never reaches a log, an exception or a metric (invariant I7).
 
-The parts live apart so each reads on its own: the status table and error bodies in `errors`, the
-retry loop and `RetryPolicy` in `retries`, auth objects and the `Redactor` in `auth`, paging in
-`paging`; the package names the public ones. Sleep, clock and jitter are injectable so tests
-never wait for real.
+The status table and error bodies live in `errors`, the retry loop and `RetryPolicy` in
+`retries`, auth objects in `auth`, paging in `paging`; `connectors.http` names the public ones.
+Sleep, clock and jitter are injectable so tests never wait for real.
 """
 
 from __future__ import annotations
@@ -38,16 +37,17 @@ from urllib.parse import urlsplit
 import requests
 from requests.auth import AuthBase
 
-from connectors.http.auth import Redactor, SecretAuth
-from connectors.http.errors import STATUS_TABLE as STATUS_TABLE
-from connectors.http.errors import HttpRejected as HttpRejected
-from connectors.http.errors import Outcome as Outcome
-from connectors.http.errors import api_message as api_message
-from connectors.http.errors import classify as classify
-from connectors.http.retries import RetryPolicy as RetryPolicy
-from connectors.http.retries import _QuotaWait, _Retryable, call_with_retries
-from connectors.http.retries import parse_retry_after as parse_retry_after
+from connectors.http.auth import SecretAuth
+from connectors.http.errors import HttpRejected, Outcome, api_message, classify
+from connectors.http.retries import (
+    QuotaWait,
+    Retryable,
+    RetryPolicy,
+    call_with_retries,
+    parse_retry_after,
+)
 from sync.ports import ConnectorError, CredentialsRejected, QuotaExhausted
+from sync.redaction import Redactor
 from sync.settings import Secret
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ class HttpClient:
         except requests.RequestException as exc:
             detail = self.redact(f"{where}: {type(exc).__name__}: {exc}")
             log.debug("%s: %s failed: %s", self.name, where, detail)
-            raise _Retryable(detail, "network") from None
+            raise Retryable(detail, "network") from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         log.debug(
             "%s: %s %s -> %s in %.0f ms",
@@ -307,7 +307,7 @@ class HttpClient:
         if outcome is Outcome.RETRY:
             delay = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             kind = "rate_limit" if status == 429 else "server"
-            raise _Retryable(f"{where}: {status} {said}".rstrip(), kind, delay=delay)
+            raise Retryable(f"{where}: {status} {said}".rstrip(), kind, delay=delay)
         if outcome is Outcome.CREDENTIALS:
             setting = self.credential_setting or "the credentials"
             label = setting.rsplit(".", 1)[-1] if self.credential_setting else "credentials"
@@ -319,7 +319,7 @@ class HttpClient:
                 resets_in = _int_header(response.headers.get("Retry-After"))
             detail = f"{where}: quota exhausted ({status})"
             if resets_in is not None and resets_in <= self.retry.quota_wait:
-                raise _QuotaWait(detail, resets_in)
+                raise QuotaWait(detail, resets_in)
             when = f"resets in {resets_in} s" if resets_in is not None else "reset time unknown"
             message = self.redact(f"{self.name}: {detail}, {when}")
             raise QuotaExhausted(message, resets_in=resets_in)

@@ -1,9 +1,9 @@
 """The one retry loop: how long to keep trying a transient failure, and how to wait.
 
-`call_with_retries` runs an attempt under tenacity. It retries only `_Retryable` failures
+`call_with_retries` runs an attempt under tenacity. It retries only `Retryable` failures
 (connection errors, 5xx, 429, raised by the client's attempt), honours `Retry-After` (seconds
 or an HTTP date, `parse_retry_after`), otherwise backs off exponentially with jitter within
-`RetryPolicy`'s caps, waits out a short quota reset once (`_QuotaWait`), and at the end turns
+`RetryPolicy`'s caps, waits out a short quota reset once (`QuotaWait`), and at the end turns
 what is left into a `TemporaryFailure` or `QuotaExhausted`. Kept apart from the client so the
 whole retry policy reads in one place, with its sleep, clock and jitter passed in so tests
 never wait for real.
@@ -21,8 +21,7 @@ import tenacity
 
 from sync.ports import QuotaExhausted, TemporaryFailure
 
-# The retry lines have always been logged as the HTTP layer's; log filters rely on that name.
-log = logging.getLogger("connectors.http.client")
+log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
@@ -63,7 +62,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     """An attempt that may be retried; carries what the wait and the final error need."""
 
     def __init__(self, detail: str, kind: str, *, delay: float | None = None) -> None:
@@ -73,7 +72,7 @@ class _Retryable(Exception):
         self.delay = delay  # what the server asked for (Retry-After), if anything
 
 
-class _QuotaWait(_Retryable):
+class QuotaWait(Retryable):
     """A 402 whose quota resets soon enough to wait for it (once)."""
 
     def __init__(self, detail: str, resets_in: int) -> None:
@@ -109,7 +108,7 @@ def call_with_retries(
     def stop(state: tenacity.RetryCallState) -> bool:
         nonlocal quota_waits
         exc = _exception(state)
-        if isinstance(exc, _QuotaWait):
+        if isinstance(exc, QuotaWait):
             quota_waits += 1
             return quota_waits > 1
         if exc.delay is not None and exc.delay > policy.max_retry_after:
@@ -133,16 +132,16 @@ def call_with_retries(
         sleep=sleep,
         stop=stop,
         wait=wait,
-        retry=tenacity.retry_if_exception_type(_Retryable),
+        retry=tenacity.retry_if_exception_type(Retryable),
         before_sleep=before_sleep,
         reraise=True,
     )
     try:
         return retrying(attempt)
-    except _QuotaWait as exc:
+    except QuotaWait as exc:
         message = f"{name}: {exc.detail}, still exhausted after waiting {exc.resets_in} s"
         raise QuotaExhausted(redact(message), resets_in=exc.resets_in) from None
-    except _Retryable as exc:
+    except Retryable as exc:
         tries = retrying.statistics.get("attempt_number", 1)
         hint = ""
         if exc.delay is not None and exc.delay > policy.max_retry_after:
@@ -151,8 +150,8 @@ def call_with_retries(
         raise TemporaryFailure(redact(message), kind=exc.kind) from None
 
 
-def _exception(state: tenacity.RetryCallState) -> _Retryable:
+def _exception(state: tenacity.RetryCallState) -> Retryable:
     assert state.outcome is not None
     exc = state.outcome.exception()
-    assert isinstance(exc, _Retryable)
+    assert isinstance(exc, Retryable)
     return exc

@@ -26,9 +26,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.http.client import HttpClient
-from connectors.http.errors import HttpRejected
-from connectors.http.oauth import oauth_clients
+from connectors.http import HttpClient, HttpRejected, oauth_clients
 from sync.model import from_minor, is_known_currency, to_minor
 from sync.ports import (
     ConnectorError,

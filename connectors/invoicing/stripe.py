@@ -37,6 +37,7 @@ from stripe.params import (
     InvoiceListParams,
 )
 
+from connectors.http import Retryable, RetryPolicy, call_with_retries
 from sync.ports import (
     ConnectorError,
     CredentialsRejected,
@@ -48,6 +49,7 @@ from sync.ports import (
     WebhookEvent,
     WebhookRejected,
 )
+from sync.redaction import Redactor
 from sync.settings import StripeSettings
 
 T = TypeVar("T")
@@ -59,6 +61,14 @@ RATE_LIMIT_ATTEMPTS = 3
 """Calls per operation when Stripe answers 429, which its SDK does not retry by itself."""
 
 MAX_RETRY_AFTER_SECONDS = 60
+# Stripe's own pace: no jitter (one process issues the calls) and no waiting longer than a minute.
+_RATE_LIMIT_POLICY = RetryPolicy(
+    attempts=RATE_LIMIT_ATTEMPTS,
+    initial=1.0,
+    max_backoff=MAX_RETRY_AFTER_SECONDS,
+    jitter=0.0,
+    max_retry_after=MAX_RETRY_AFTER_SECONDS,
+)
 _MAX_IDEMPOTENCY_KEY = 255
 log = logging.getLogger(__name__)
 _REFILL_KEY = "prepaid_refill_id"
@@ -89,6 +99,7 @@ class StripeSink:
     ) -> None:
         self._settings = settings
         self._sleep = sleep
+        self._redact = Redactor([settings.api_key])
         self._client = stripe.StripeClient(
             settings.api_key.reveal(),
             base_addresses={"api": settings.base_url} if settings.base_url else None,
@@ -348,21 +359,27 @@ class StripeSink:
     # --- plumbing -------------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one SDK call: retry a plain 429 (the SDK does not), translate every error."""
-        for attempt in range(1, RATE_LIMIT_ATTEMPTS + 1):
+        """Run one SDK call: retry a plain 429 (the SDK does not) in the HTTP layer's one retry
+        loop, translate every other error."""
+
+        def attempt() -> T:
             try:
                 return fn()
             except stripe.RateLimitError as exc:
-                if attempt == RATE_LIMIT_ATTEMPTS:
-                    raise TemporaryFailure(
-                        f"Stripe kept rate-limiting us (429) while trying to {what}; "
-                        "the next run will try again",
-                        kind="rate_limit",
-                    ) from None
-                self._sleep(_retry_after(exc, attempt))
+                detail = f"rate-limited (429) while trying to {what}"
+                raise Retryable(detail, "rate_limit", delay=_retry_after(exc)) from None
             except stripe.StripeError as exc:
                 raise self._translate(exc, what) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return call_with_retries(
+            attempt,
+            name="Stripe",
+            policy=_RATE_LIMIT_POLICY,
+            redact=self._redact,
+            sleep=self._sleep,
+            clock=time.time,
+            jitter=lambda: 0.0,
+        )
 
     def _translate(self, exc: stripe.StripeError, what: str) -> ConnectorError:
         """Map an SDK error to the ports' classes; the operator gets a setting to fix or
@@ -421,13 +438,13 @@ def _state_of(invoice: stripe.Invoice, step: str) -> InvoiceState:
     )
 
 
-def _retry_after(exc: stripe.StripeError, attempt: int) -> float:
-    """Seconds to wait after a 429: Stripe's Retry-After when given, else 1 s, 2 s, ..."""
+def _retry_after(exc: stripe.StripeError) -> float | None:
+    """Seconds Stripe's Retry-After asks for after a 429 (at most a minute), or None; without
+    it the retry loop backs off 1 s, 2 s, ..."""
     headers = exc.headers or {}
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), "")
     text = str(value).strip()
-    seconds = int(text) if text.isdigit() else 2 ** (attempt - 1)
-    return min(seconds, MAX_RETRY_AFTER_SECONDS)
+    return min(float(text), MAX_RETRY_AFTER_SECONDS) if text.isdigit() else None
 
 
 def _parse_signature_header(header: str) -> tuple[int, list[str]]:

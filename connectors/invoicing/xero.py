@@ -22,8 +22,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.http.client import HttpClient
-from connectors.http.oauth import oauth_clients
+from connectors.http import HttpClient, oauth_clients
 from sync.model import from_minor, is_known_currency, quantize_money, to_minor
 from sync.ports import (
     ConnectorError,

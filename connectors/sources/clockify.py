@@ -17,9 +17,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.http.auth import HeaderAuth
-from connectors.http.client import HttpClient
-from connectors.http.paging import PageNumberPaginator, PageRequest, paginate
+from connectors.http import HeaderAuth, HttpClient, PageNumberPaginator, PageRequest, paginate
 from connectors.sources.projects import ProjectDirectory, ProjectInfo, ProjectListing, load_projects
 from connectors.sources.records import (
     Batch,

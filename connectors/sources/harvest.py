@@ -14,9 +14,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from connectors.http.auth import BearerAuth
-from connectors.http.client import HttpClient
-from connectors.http.paging import LinkPaginator, PageRequest, paginate
+from connectors.http import BearerAuth, HttpClient, LinkPaginator, PageRequest, paginate
 from connectors.sources.records import (
     Batch,
     day,

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.http.client import HttpClient
-from connectors.http.paging import PageRequest, Paginator, paginate
+from connectors.http import HttpClient, PageRequest, Paginator, paginate
 from connectors.sources.records import items_of
 from sync.model import TimeEntry
 

@@ -16,10 +16,15 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
-from connectors.http.auth import BasicAuth
-from connectors.http.client import HttpClient
-from connectors.http.errors import Outcome
-from connectors.http.paging import HeaderRowPaginator, PageNumberPaginator, PageRequest, paginate
+from connectors.http import (
+    BasicAuth,
+    HeaderRowPaginator,
+    HttpClient,
+    Outcome,
+    PageNumberPaginator,
+    PageRequest,
+    paginate,
+)
 from connectors.sources.projects import ProjectDirectory, ProjectInfo, ProjectListing, load_projects
 from connectors.sources.records import (
     Batch,

@@ -19,7 +19,7 @@ from typing import Any
 
 from sync.app import App, SyncOutcome
 from sync.books import Decided, TopUpRecorded, budget_unit, decide, ensure_books, topup
-from sync.config.values import _amount, _Invalid
+from sync.config.values import Invalid, as_amount
 from sync.model import EntryStatus, format_amount, minor_digits, parse_decimal, to_minor
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
@@ -326,7 +326,7 @@ def _print_decided(results: list[Decided]) -> None:
 
 
 # Why an approval changes nothing, by the status the entry keeps; see `prepaid entries`.
-_CANNOT_APPROVE = {
+_CANNOT_APPROVE: dict[str, str] = {
     EntryStatus.UNROUTED: "no budget takes it (add a match rule for its client or project)",
     EntryStatus.EXCLUDED: "its budget's rules exclude it (non-billable, or an exclude rule)",
     EntryStatus.RUNNING: "its timer is still running; it is valued once stopped",
@@ -397,8 +397,8 @@ def _typed_amount(text: str, customer: Customer, budget: Budget) -> Decimal:
     else:
         places, label = minor_digits(customer.currency), customer.currency
     try:
-        return _amount(places, label, positive=True)(text)
-    except _Invalid as exc:
+        return as_amount(places, label, positive=True)(text)
+    except Invalid as exc:
         raise UsageError(f"amount {text} {exc.message(None)}; nothing recorded") from None
 
 

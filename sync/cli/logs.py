@@ -10,26 +10,23 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Sequence
+
+from sync.redaction import Redactor
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces every known secret in a log record's final text with `***`."""
+    """Runs a log record's final text, and its exception text, through the `Redactor`."""
 
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(self, redactor: Redactor) -> None:
         super().__init__()
-        self._secrets = secrets  # shared list: secrets added after setup are honoured too
+        self._redact = redactor  # shared: secrets added after setup are honoured too
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        for secret in self._secrets:
-            if secret and len(secret) >= 4:
-                message = message.replace(secret, "***")
-                if record.exc_text:
-                    record.exc_text = record.exc_text.replace(secret, "***")
-        record.msg, record.args = message, None
+        if record.exc_text:
+            record.exc_text = self._redact(record.exc_text)
+        record.msg, record.args = self._redact(record.getMessage()), None
         return True
 
 
@@ -48,15 +45,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data)
 
 
-def configure_logging(*, verbose: bool, debug: bool, secrets: Sequence[str]) -> None:
-    """Send logs to stderr at WARNING (INFO with -v, DEBUG with --debug)."""
+def configure_logging(*, verbose: bool, debug: bool, redactor: Redactor) -> None:
+    """Send logs to stderr at WARNING (INFO with -v, DEBUG with --debug), through `redactor`."""
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     if sys.stderr.isatty():
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     else:
         handler.setFormatter(JsonFormatter())
-    handler.addFilter(RedactingFilter(secrets))
+    handler.addFilter(RedactingFilter(redactor))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

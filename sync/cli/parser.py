@@ -42,6 +42,7 @@ from sync.config import ConfigErrors, load_config
 from sync.ledger.database import StoreUnavailable
 from sync.model import EntryStatus
 from sync.ports import ConnectorError
+from sync.redaction import Redactor
 from sync.refill import RefillError
 from sync.settings import Settings
 
@@ -62,9 +63,10 @@ def tune_collector() -> None:
 
     A sync allocates millions of short-lived objects and hardly any reference cycles; at
     CPython's default pace (a pass every 700 allocations, rescanning whatever survived) the
-    collector took a tenth of a 100,000-row sync. The start-up's long-lived objects (modules,
-    table metadata) are frozen out of its passes, and a pass waits for 50,000 allocations. It
-    still runs, so a long `serve` frees whatever cycles it makes.
+    collector spends a large share of a big sync finding nothing (the README has the figures).
+    The start-up's long-lived objects (modules, table metadata) are frozen out of its passes,
+    and a pass waits for 50,000 allocations. It still runs, so a long `serve` frees whatever
+    cycles it makes.
     """
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
@@ -80,11 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
-    secrets: list[str] = []
-    configure_logging(verbose=args.verbose, debug=args.debug, secrets=secrets)
+    redactor = Redactor()
+    configure_logging(verbose=args.verbose, debug=args.debug, redactor=redactor)
     try:
         settings = _load(args.config)
-        secrets.extend(_secret_values(settings))
+        redactor.add(*_secret_values(settings))
         handler: Callable[[argparse.Namespace, Settings], int] = args.handler
         code = handler(args, settings)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
@@ -227,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples: prepaid entries --status pending; prepaid entries approve 12 13",
     )
     p.add_argument("--customer", metavar="ID")
-    p.add_argument("--status", choices=EntryStatus.ALL)
+    p.add_argument("--status", choices=list(EntryStatus))
     p.add_argument("--source", metavar="NAME")
     p.add_argument("--limit", type=int, metavar="N", help="at most N rows")
     p.add_argument("--format", choices=("table", "json"), default="table")

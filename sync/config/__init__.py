@@ -28,12 +28,19 @@ import yaml
 
 from sync.config.connectors import names_by_type, read_sink, read_source
 from sync.config.customers import read_customer
-from sync.config.fields import ConfigError as ConfigError  # public API
-from sync.config.fields import ConfigErrors as ConfigErrors  # public API
-from sync.config.fields import FieldReader
-from sync.config.values import _database, _describe, _ExactLoader, _listen, _secret, _timezone
-from sync.config.values import parse_duration as parse_duration  # public API
+from sync.config.fields import ConfigError, ConfigErrors, FieldReader
+from sync.config.values import (
+    ExactLoader,
+    as_database,
+    as_listen,
+    as_secret,
+    as_timezone,
+    describe,
+    parse_duration,
+)
 from sync.settings import ServerSettings, Settings
+
+__all__ = ["ConfigError", "ConfigErrors", "load_config", "parse_config", "parse_duration"]
 
 # --- public API -----------------------------------------------------------------------------
 
@@ -57,7 +64,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     except OSError as exc:
         raise _file_error(where, f"cannot be read ({exc.strerror or 'I/O error'})") from None
     try:
-        data = yaml.load(text, Loader=_ExactLoader)
+        data = yaml.load(text, Loader=ExactLoader)
     except yaml.YAMLError as exc:
         raise _file_error(where, _describe_yaml_error(exc)) from None
     return parse_config(data, Path(path), os.environ if environ is None else environ)
@@ -101,14 +108,14 @@ _SERVER_EXAMPLE = "{listen: 127.0.0.1:8080, status_token: ${PREPAID_STATUS_TOKEN
 
 def _read_settings(reader: FieldReader, data: object, where: str) -> Settings | None:
     if not isinstance(data, dict):
-        got = "the file is empty" if data is None else f"got {_describe(data)}"
+        got = "the file is empty" if data is None else f"got {describe(data)}"
         reader.error(where, f"must hold a mapping of keys (database, sources, ...); {got}")
         return None
     top = reader.mapping(data, "", _TOP_KEYS, "{sources: [...]}") or {}
-    database = reader.optional(top, "", "database", _database, _DEFAULT_DATABASE)
-    timezone = reader.optional(top, "", "timezone", _timezone, _DEFAULT_TIMEZONE)
+    database = reader.optional(top, "", "database", as_database, _DEFAULT_DATABASE)
+    timezone = reader.optional(top, "", "timezone", as_timezone, _DEFAULT_TIMEZONE)
     server = _read_server(reader, top.get("server"))
-    encryption_key = reader.optional(top, "", "encryption_key", _secret, None)
+    encryption_key = reader.optional(top, "", "encryption_key", as_secret, None)
     source_items = reader.items(top, "", "sources", needed="source")
     sink_items = reader.items(top, "", "invoicing")
     # A missing or broken list is reported once, not again at every reference to it.
@@ -153,6 +160,6 @@ def _read_server(reader: FieldReader, raw: object) -> ServerSettings:
     m = reader.mapping(raw, "server", ("listen", "status_token"), _SERVER_EXAMPLE)
     if m is None:
         return d
-    host, port = reader.optional(m, "server", "listen", _listen, (d.host, d.port))
-    token = reader.optional(m, "server", "status_token", _secret, d.status_token)
+    host, port = reader.optional(m, "server", "listen", as_listen, (d.host, d.port))
+    token = reader.optional(m, "server", "status_token", as_secret, d.status_token)
     return ServerSettings(host=host, port=port, status_token=token)

@@ -1,70 +1,65 @@
-"""The `sources` and `invoicing` sections of the config: one settings record per entry.
+"""The `sources` and `invoicing` sections of the config, and the registry of connector kinds.
 
-Each entry is a mapping whose allowed keys depend on its `type` (harvest, toggl, clockify, csv;
-stripe, xero, quickbooks, outbox), so these readers look at the type first and then read the
-keys of that kind into its `sync.settings` record. Kept apart from `sync.config` because this
-is the part that grows with every new adapter, and apart from `sync.config.customers` because
-customers only refer to these entries by name (`names_by_type`).
+Each entry is a mapping whose allowed keys depend on its `type`, so the reader looks at the type
+first and then reads the keys of that kind into its `sync.settings` record. `SOURCE_KINDS` and
+`SINK_KINDS` are the registry: one `ConnectorKind` per type names its settings record (whose
+fields are the YAML keys it allows), the function that reads it, and the adapter that
+`sync.wiring` builds from it. A new connector is one entry here plus its module under
+`connectors/`. Kept apart from `sync.config.customers` because customers only refer to these
+entries by name (`names_by_type`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, get_args
 
 from sync.config.fields import FieldReader
 from sync.config.values import (
-    _bool,
-    _choice,
-    _cron,
-    _digits,
-    _duration,
-    _ident,
-    _join,
-    _secret,
-    _slug,
-    _text,
-    _url,
-    _whole,
+    as_bool,
+    as_choice,
+    as_cron,
+    as_digits,
+    as_duration,
+    as_ident,
+    as_secret,
+    as_slug,
+    as_text,
+    as_url,
+    as_whole,
+    join_path,
 )
 from sync.settings import (
     ClockifySettings,
+    CsvFormat,
     CsvSettings,
     HarvestSettings,
     OutboxSettings,
     QuickBooksSettings,
     Secret,
     SinkSettings,
+    SinkType,
     SourceSettings,
+    SourceType,
     StripeSettings,
+    TogglScope,
     TogglSettings,
+    XeroLineAmountTypes,
     XeroSettings,
+    XeroStatus,
 )
 
-_SOURCE_COMMON = tuple("name type schedule lookback_days reconcile_every base_url".split())
-_SOURCE_KEYS = {
-    "harvest": ("account_id", "token", "user_agent"),
-    "toggl": ("token", "workspace_id", "scope"),
-    "clockify": ("api_key", "workspace_id"),
-    "csv": ("path", "format"),
-}
-_SINK_COMMON = ("name", "type", "base_url")
-_OAUTH_KEYS = ("client_id", "client_secret", "refresh_token", "token_url")
-_SINK_KEYS = {
-    "stripe": ("api_key", "webhook_secret", "create_customers", "max_network_retries"),
-    "xero": _OAUTH_KEYS + tuple("tenant_id account_code tax_type status line_amount_types".split()),
-    "quickbooks": (*_OAUTH_KEYS, "realm_id", "item_id", "minor_version"),
-    "outbox": ("path",),
-}
 _NO_SECRET = Secret("")
-_SOURCE_DEFAULTS = SourceSettings(yaml_path="", name="", type="")
-_STRIPE_DEFAULTS = StripeSettings(yaml_path="", name="", type="", api_key=_NO_SECRET)
+_SOURCE_DEFAULTS = SourceSettings(yaml_path="", name="", type="csv")
+_STRIPE_DEFAULTS = StripeSettings(yaml_path="", name="", type="stripe", api_key=_NO_SECRET)
 _XERO_DEFAULTS = XeroSettings(
     yaml_path="",
     name="",
-    type="",
+    type="xero",
     client_id="",
     client_secret=_NO_SECRET,
     refresh_token=_NO_SECRET,
@@ -74,7 +69,7 @@ _XERO_DEFAULTS = XeroSettings(
 _QUICKBOOKS_DEFAULTS = QuickBooksSettings(
     yaml_path="",
     name="",
-    type="",
+    type="quickbooks",
     client_id="",
     client_secret=_NO_SECRET,
     refresh_token=_NO_SECRET,
@@ -85,87 +80,284 @@ _SOURCE_EXAMPLE = "{name: exports, type: csv, path: exports/entries.csv}"
 _SINK_EXAMPLE = "{name: files, type: outbox, path: ./outbox}"
 
 
-class _SourceCommon(TypedDict):
+class SourceCommon(TypedDict):
+    """What `read_source` has read for every source before its kind's reader runs."""
+
     yaml_path: str
     name: str
-    type: str
+    type: SourceType
     schedule: str
     lookback_days: int
     reconcile_every: dt.timedelta
     base_url: str | None
 
 
-class _SinkCommon(TypedDict):
+class SinkCommon(TypedDict):
+    """What `read_sink` has read for every sink before its kind's reader runs."""
+
     yaml_path: str
     name: str
-    type: str
+    type: SinkType
     base_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceKind:
+    """One `type` of source: its settings record, its config reader and its adapter.
+
+    The YAML keys it allows are the fields of `settings` (but `yaml_path`), under the names in
+    `renamed` where the YAML calls a field otherwise (`path` for a CSV `file`). `adapter` is
+    the `module:callable` under `connectors/` that takes the settings; it is a name, not an
+    import, because only `sync.wiring` may import an adapter.
+    """
+
+    settings: type[SourceSettings]
+    read: Callable[[FieldReader, Mapping[str, object], str, SourceCommon], SourceSettings]
+    adapter: str
+    renamed: Mapping[str, str] = field(default_factory=dict)
+
+    def yaml_keys(self) -> tuple[str, ...]:
+        """The YAML keys an entry of this kind may have, in the settings record's order."""
+        return _yaml_keys(self.settings, self.renamed)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkKind:
+    """One `type` of invoicing sink, as `SourceKind`; `stores_credentials` means its adapter
+    also takes the credential store (an OAuth refresh token that rotates is persisted there).
+    """
+
+    settings: type[SinkSettings]
+    read: Callable[[FieldReader, Mapping[str, object], str, SinkCommon], SinkSettings]
+    adapter: str
+    renamed: Mapping[str, str] = field(default_factory=dict)
+    stores_credentials: bool = False
+
+    def yaml_keys(self) -> tuple[str, ...]:
+        """The YAML keys an entry of this kind may have, in the settings record's order."""
+        return _yaml_keys(self.settings, self.renamed)
+
+
+def _yaml_keys(settings: type[object], renamed: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(
+        renamed.get(f.name, f.name)
+        for f in dataclasses.fields(settings)  # type: ignore[arg-type]
+        if f.name != "yaml_path"
+    )
+
+
+def _read_harvest(
+    reader: FieldReader, m: Mapping[str, object], path: str, common: SourceCommon
+) -> HarvestSettings:
+    return HarvestSettings(
+        **common,
+        account_id=reader.required(m, path, "account_id", as_digits, ""),
+        token=reader.required(m, path, "token", as_secret, _NO_SECRET),
+        user_agent=reader.required(m, path, "user_agent", as_text, ""),
+    )
+
+
+def _read_toggl(
+    reader: FieldReader, m: Mapping[str, object], path: str, common: SourceCommon
+) -> TogglSettings:
+    scope: TogglScope = reader.optional(
+        m, path, "scope", as_choice(*get_args(TogglScope)), "workspace"
+    )
+    workspace = reader.optional(m, path, "workspace_id", as_digits, None)
+    if scope == "workspace" and m.get("workspace_id") is None:
+        hint = "the Toggl workspace id, needed for scope: workspace (or use scope: me)"
+        reader.error(join_path(path, "workspace_id"), f"is required; {hint}")
+    return TogglSettings(
+        **common,
+        token=reader.required(m, path, "token", as_secret, _NO_SECRET),
+        workspace_id=workspace,
+        scope=scope,
+    )
+
+
+def _read_clockify(
+    reader: FieldReader, m: Mapping[str, object], path: str, common: SourceCommon
+) -> ClockifySettings:
+    return ClockifySettings(
+        **common,
+        api_key=reader.required(m, path, "api_key", as_secret, _NO_SECRET),
+        workspace_id=reader.required(m, path, "workspace_id", as_ident, ""),
+    )
+
+
+def _read_csv(
+    reader: FieldReader, m: Mapping[str, object], path: str, common: SourceCommon
+) -> CsvSettings:
+    # A missing file is fine (the export may arrive later); a folder never will be one.
+    file = reader.required(m, path, "path", reader.local_path, Path(), "the CSV file to read")
+    if file.is_dir():
+        reader.error(join_path(path, "path"), "is a folder; give the path of a CSV file")
+    formats = as_choice(*get_args(CsvFormat))
+    return CsvSettings(
+        **common, file=file, format=reader.optional(m, path, "format", formats, "generic")
+    )
+
+
+def _read_stripe(
+    reader: FieldReader, m: Mapping[str, object], path: str, common: SinkCommon
+) -> StripeSettings:
+    s = _STRIPE_DEFAULTS
+    api_key = reader.required(m, path, "api_key", as_secret, _NO_SECRET)
+    if api_key.reveal().startswith("pk_"):
+        hint = "use a secret key (sk_...) or a restricted key (rk_...)"
+        reader.error(join_path(path, "api_key"), f"is a publishable key (pk_...); {hint}")
+    retries = as_whole(0, maximum=10)
+    return StripeSettings(
+        **common,
+        api_key=api_key,
+        webhook_secret=reader.optional(m, path, "webhook_secret", as_secret, s.webhook_secret),
+        create_customers=reader.optional(m, path, "create_customers", as_bool, s.create_customers),
+        max_network_retries=reader.optional(
+            m, path, "max_network_retries", retries, s.max_network_retries
+        ),
+    )
+
+
+def _read_xero(
+    reader: FieldReader, m: Mapping[str, object], path: str, common: SinkCommon
+) -> XeroSettings:
+    x = _XERO_DEFAULTS
+    statuses = as_choice(*get_args(XeroStatus))
+    line_types = as_choice(*get_args(XeroLineAmountTypes))
+    return XeroSettings(
+        **common,
+        client_id=reader.required(m, path, "client_id", as_text, ""),
+        client_secret=reader.required(m, path, "client_secret", as_secret, _NO_SECRET),
+        refresh_token=reader.required(m, path, "refresh_token", as_secret, _NO_SECRET),
+        tenant_id=reader.required(m, path, "tenant_id", as_ident, ""),
+        account_code=reader.required(m, path, "account_code", as_ident, ""),
+        tax_type=reader.optional(m, path, "tax_type", as_text, x.tax_type),
+        status=reader.optional(m, path, "status", statuses, x.status),
+        line_amount_types=reader.optional(
+            m, path, "line_amount_types", line_types, x.line_amount_types
+        ),
+        token_url=reader.optional(m, path, "token_url", as_url, x.token_url),
+    )
+
+
+def _read_quickbooks(
+    reader: FieldReader, m: Mapping[str, object], path: str, common: SinkCommon
+) -> QuickBooksSettings:
+    q = _QUICKBOOKS_DEFAULTS
+    return QuickBooksSettings(
+        **common,
+        client_id=reader.required(m, path, "client_id", as_text, ""),
+        client_secret=reader.required(m, path, "client_secret", as_secret, _NO_SECRET),
+        refresh_token=reader.required(m, path, "refresh_token", as_secret, _NO_SECRET),
+        realm_id=reader.required(m, path, "realm_id", as_ident, ""),
+        item_id=reader.required(m, path, "item_id", as_ident, ""),
+        minor_version=reader.optional(m, path, "minor_version", as_whole(75), q.minor_version),
+        token_url=reader.optional(m, path, "token_url", as_url, q.token_url),
+    )
+
+
+def _read_outbox(
+    reader: FieldReader, m: Mapping[str, object], path: str, common: SinkCommon
+) -> OutboxSettings:
+    hint = "the folder invoices are written to, e.g. ./outbox"
+    folder = reader.required(m, path, "path", reader.local_path, Path(), hint)
+    if folder.exists() and not folder.is_dir():
+        reader.error(join_path(path, "path"), "is a file; give a folder for the invoice files")
+    return OutboxSettings(**common, folder=folder)
+
+
+SOURCE_KINDS: Mapping[SourceType, SourceKind] = {
+    "harvest": SourceKind(
+        HarvestSettings, _read_harvest, "connectors.sources.harvest:HarvestSource"
+    ),
+    "toggl": SourceKind(TogglSettings, _read_toggl, "connectors.sources.toggl:TogglSource"),
+    "clockify": SourceKind(
+        ClockifySettings, _read_clockify, "connectors.sources.clockify:ClockifySource"
+    ),
+    "csv": SourceKind(
+        CsvSettings, _read_csv, "connectors.sources.csv_export:CsvSource", {"file": "path"}
+    ),
+}
+SINK_KINDS: Mapping[SinkType, SinkKind] = {
+    "stripe": SinkKind(StripeSettings, _read_stripe, "connectors.invoicing.stripe:StripeSink"),
+    "xero": SinkKind(
+        XeroSettings, _read_xero, "connectors.invoicing.xero:XeroSink", stores_credentials=True
+    ),
+    "quickbooks": SinkKind(
+        QuickBooksSettings,
+        _read_quickbooks,
+        "connectors.invoicing.quickbooks:QuickBooksSink",
+        stores_credentials=True,
+    ),
+    "outbox": SinkKind(
+        OutboxSettings, _read_outbox, "connectors.invoicing.outbox:OutboxSink", {"folder": "path"}
+    ),
+}
+
+
+# The keys each type allows, worked out once from the registry.
+_SOURCE_KEYS: dict[str, tuple[str, ...]] = {t: kind.yaml_keys() for t, kind in SOURCE_KINDS.items()}
+_SINK_KEYS: dict[str, tuple[str, ...]] = {t: kind.yaml_keys() for t, kind in SINK_KINDS.items()}
+
+
+def _listed(kinds: Iterable[str]) -> str:
+    names = list(kinds)
+    return ", ".join(names[:-1]) + f" or {names[-1]}"
 
 
 def read_source(
     reader: FieldReader, raw: object, path: str, seen: dict[str, str]
 ) -> SourceSettings | None:
-    m = _typed_mapping(reader, raw, path, _SOURCE_COMMON, _SOURCE_KEYS, _SOURCE_EXAMPLE)
+    """One entry of `sources`, read by its kind's reader; None when it cannot be built."""
+    m = _typed_mapping(reader, raw, path, _SOURCE_KEYS, _SOURCE_EXAMPLE)
     if m is None:
         return None
-    kind = reader.required(
-        m, path, "type", _choice(*_SOURCE_KEYS), "", "harvest, toggl, clockify or csv"
+    kind: SourceType | None = reader.required(
+        m, path, "type", as_choice(*SOURCE_KINDS), None, _listed(SOURCE_KINDS)
     )
-    name = reader.required(m, path, "name", _slug, "")
-    reader.unique(seen, name, _join(path, "name"), "source name")
+    name = reader.required(m, path, "name", as_slug, "")
+    reader.unique(seen, name, join_path(path, "name"), "source name")
+    if kind is None:
+        return None
     d = _SOURCE_DEFAULTS
-    common = _SourceCommon(
+    common = SourceCommon(
         yaml_path=path,
         name=name,
         type=kind,
-        schedule=reader.optional(m, path, "schedule", _cron, d.schedule),
-        lookback_days=reader.optional(m, path, "lookback_days", _whole(1, "days"), d.lookback_days),
-        reconcile_every=reader.optional(m, path, "reconcile_every", _duration, d.reconcile_every),
-        base_url=reader.optional(m, path, "base_url", _url, d.base_url),
+        schedule=reader.optional(m, path, "schedule", as_cron, d.schedule),
+        lookback_days=reader.optional(
+            m, path, "lookback_days", as_whole(1, "days"), d.lookback_days
+        ),
+        reconcile_every=reader.optional(m, path, "reconcile_every", as_duration, d.reconcile_every),
+        base_url=reader.optional(m, path, "base_url", as_url, d.base_url),
     )
-    if kind == "harvest":
-        return HarvestSettings(
-            **common,
-            account_id=reader.required(m, path, "account_id", _digits, ""),
-            token=reader.required(m, path, "token", _secret, _NO_SECRET),
-            user_agent=reader.required(m, path, "user_agent", _text, ""),
-        )
-    if kind == "toggl":
-        scope = reader.optional(m, path, "scope", _choice("workspace", "me"), "workspace")
-        workspace = reader.optional(m, path, "workspace_id", _digits, None)
-        if scope == "workspace" and m.get("workspace_id") is None:
-            hint = "the Toggl workspace id, needed for scope: workspace (or use scope: me)"
-            reader.error(_join(path, "workspace_id"), f"is required; {hint}")
-        return TogglSettings(
-            **common,
-            token=reader.required(m, path, "token", _secret, _NO_SECRET),
-            workspace_id=workspace,
-            scope=scope,
-        )
-    if kind == "clockify":
-        return ClockifySettings(
-            **common,
-            api_key=reader.required(m, path, "api_key", _secret, _NO_SECRET),
-            workspace_id=reader.required(m, path, "workspace_id", _ident, ""),
-        )
-    if kind == "csv":
-        # A missing file is fine (the export may arrive later); a folder never will be one.
-        file = reader.required(m, path, "path", reader.local_path, Path(), "the CSV file to read")
-        if file.is_dir():
-            reader.error(_join(path, "path"), "is a folder; give the path of a CSV file")
-        formats = _choice("generic", "harvest", "toggl", "clockify")
-        return CsvSettings(
-            **common, file=file, format=reader.optional(m, path, "format", formats, "generic")
-        )
-    return None
+    return SOURCE_KINDS[kind].read(reader, m, path, common)
+
+
+def read_sink(
+    reader: FieldReader, raw: object, path: str, seen: dict[str, str]
+) -> SinkSettings | None:
+    """One entry of `invoicing`, read by its kind's reader; None when it cannot be built."""
+    m = _typed_mapping(reader, raw, path, _SINK_KEYS, _SINK_EXAMPLE)
+    if m is None:
+        return None
+    kind: SinkType | None = reader.required(
+        m, path, "type", as_choice(*SINK_KINDS), None, _listed(SINK_KINDS)
+    )
+    name = reader.required(m, path, "name", as_slug, "", 'a short unique name, e.g. "stripe"')
+    reader.unique(seen, name, join_path(path, "name"), "invoicing name")
+    base_url = reader.optional(m, path, "base_url", as_url, None)
+    if kind is None:
+        return None
+    common = SinkCommon(yaml_path=path, name=name, type=kind, base_url=base_url)
+    return SINK_KINDS[kind].read(reader, m, path, common)
 
 
 def _typed_mapping(
     reader: FieldReader,
     raw: object,
     path: str,
-    common: Sequence[str],
-    keys: Mapping[str, Sequence[str]],
+    keys: Mapping[str, tuple[str, ...]],
     example: str,
 ) -> dict[str, object] | None:
     """A source or sink: which keys it may have depends on its `type`, so look at that first.
@@ -175,77 +367,8 @@ def _typed_mapping(
     kind = raw.get("type") if isinstance(raw, dict) else None
     if isinstance(raw, dict) and not (isinstance(kind, str) and kind in keys):
         return {k: v for k, v in raw.items() if k in ("name", "type")}
-    allowed = (*common, *keys[kind]) if isinstance(kind, str) else ()
+    allowed = keys[kind] if isinstance(kind, str) else ()
     return reader.mapping(raw, path, allowed, example)
-
-
-def read_sink(
-    reader: FieldReader, raw: object, path: str, seen: dict[str, str]
-) -> SinkSettings | None:
-    m = _typed_mapping(reader, raw, path, _SINK_COMMON, _SINK_KEYS, _SINK_EXAMPLE)
-    if m is None:
-        return None
-    kind = reader.required(
-        m, path, "type", _choice(*_SINK_KEYS), "", "stripe, xero, quickbooks or outbox"
-    )
-    name = reader.required(m, path, "name", _slug, "", 'a short unique name, e.g. "stripe"')
-    reader.unique(seen, name, _join(path, "name"), "invoicing name")
-    base_url = reader.optional(m, path, "base_url", _url, None)
-    common = _SinkCommon(yaml_path=path, name=name, type=kind, base_url=base_url)
-    if kind == "stripe":
-        s = _STRIPE_DEFAULTS
-        api_key = reader.required(m, path, "api_key", _secret, _NO_SECRET)
-        if api_key.reveal().startswith("pk_"):
-            hint = "use a secret key (sk_...) or a restricted key (rk_...)"
-            reader.error(_join(path, "api_key"), f"is a publishable key (pk_...); {hint}")
-        retries = _whole(0, maximum=10)
-        return StripeSettings(
-            **common,
-            api_key=api_key,
-            webhook_secret=reader.optional(m, path, "webhook_secret", _secret, s.webhook_secret),
-            create_customers=reader.optional(
-                m, path, "create_customers", _bool, s.create_customers
-            ),
-            max_network_retries=reader.optional(
-                m, path, "max_network_retries", retries, s.max_network_retries
-            ),
-        )
-    if kind == "xero":
-        x = _XERO_DEFAULTS
-        line_types = _choice("Exclusive", "Inclusive", "NoTax")
-        return XeroSettings(
-            **common,
-            client_id=reader.required(m, path, "client_id", _text, ""),
-            client_secret=reader.required(m, path, "client_secret", _secret, _NO_SECRET),
-            refresh_token=reader.required(m, path, "refresh_token", _secret, _NO_SECRET),
-            tenant_id=reader.required(m, path, "tenant_id", _ident, ""),
-            account_code=reader.required(m, path, "account_code", _ident, ""),
-            tax_type=reader.optional(m, path, "tax_type", _text, x.tax_type),
-            status=reader.optional(m, path, "status", _choice("DRAFT", "AUTHORISED"), x.status),
-            line_amount_types=reader.optional(
-                m, path, "line_amount_types", line_types, x.line_amount_types
-            ),
-            token_url=reader.optional(m, path, "token_url", _url, x.token_url),
-        )
-    if kind == "quickbooks":
-        q = _QUICKBOOKS_DEFAULTS
-        return QuickBooksSettings(
-            **common,
-            client_id=reader.required(m, path, "client_id", _text, ""),
-            client_secret=reader.required(m, path, "client_secret", _secret, _NO_SECRET),
-            refresh_token=reader.required(m, path, "refresh_token", _secret, _NO_SECRET),
-            realm_id=reader.required(m, path, "realm_id", _ident, ""),
-            item_id=reader.required(m, path, "item_id", _ident, ""),
-            minor_version=reader.optional(m, path, "minor_version", _whole(75), q.minor_version),
-            token_url=reader.optional(m, path, "token_url", _url, q.token_url),
-        )
-    if kind == "outbox":
-        hint = "the folder invoices are written to, e.g. ./outbox"
-        folder = reader.required(m, path, "path", reader.local_path, Path(), hint)
-        if folder.exists() and not folder.is_dir():
-            reader.error(_join(path, "path"), "is a file; give a folder for the invoice files")
-        return OutboxSettings(**common, folder=folder)
-    return None
 
 
 def names_by_type(items: Sequence[tuple[str, object]]) -> dict[str, str]:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from sync.config.values import _ENV_NAME, _ENV_REF, _describe, _Invalid, _join, _secret, _text
+from sync.config.values import ENV_NAME, ENV_REF, Invalid, as_secret, as_text, describe, join_path
 
 T = TypeVar("T")
 
@@ -103,14 +103,14 @@ class FieldReader:
             name = found.group(1)
             if found.group(0) == "$${":
                 return "${"
-            if name is None or not _ENV_NAME.fullmatch(name):
+            if name is None or not ENV_NAME.fullmatch(name):
                 hint = "a name has letters, digits and _ only; write $${ for a literal ${"
-                raise _Invalid("has a ${ that is not a ${VARIABLE} reference", hint, show=False)
+                raise Invalid("has a ${ that is not a ${VARIABLE} reference", hint, show=False)
             if name not in self.environ:
                 missing.append(name)
             return self.environ.get(name, "")
 
-        expanded = _ENV_REF.sub(substitute, value)
+        expanded = ENV_REF.sub(substitute, value)
         if missing:
             one = len(missing) == 1
             names = ", ".join(dict.fromkeys(missing))
@@ -118,7 +118,7 @@ class FieldReader:
             hint = (
                 f"set {'it' if one else 'them'} where prepaid runs, or write the value in the file"
             )
-            raise _Invalid(f"{problem} not set", hint, show=False)
+            raise Invalid(f"{problem} not set", hint, show=False)
         return expanded
 
     def convert(self, raw: object, path: str, conv: Callable[[object], T], default: T) -> T:
@@ -127,11 +127,11 @@ class FieldReader:
         try:
             value = self.expand(raw)
             return conv(value)
-        except _Invalid as exc:
+        except Invalid as exc:
             shown = None
-            if exc.show and conv is not _secret:
+            if exc.show and conv is not as_secret:
                 expanded = isinstance(raw, str) and raw != value
-                shown = f"the value of {_describe(raw)}" if expanded else _describe(value)
+                shown = f"the value of {describe(raw)}" if expanded else describe(value)
             self.error(path, exc.message(shown))
             return default
 
@@ -140,7 +140,7 @@ class FieldReader:
     ) -> T:
         """`m[key]` converted; absent or null gives `default`."""
         raw = m.get(key)
-        return default if raw is None else self.convert(raw, _join(path, key), conv, default)
+        return default if raw is None else self.convert(raw, join_path(path, key), conv, default)
 
     def required(
         self,
@@ -154,15 +154,15 @@ class FieldReader:
         """`m[key]` converted; absent or null is an error saying what to write there."""
         if m.get(key) is None:
             hint = _HINTS.get(key, "") if hint is None else hint
-            self.error(_join(path, key), f"is required; {hint}" if hint else "is required")
+            self.error(join_path(path, key), f"is required; {hint}" if hint else "is required")
             return placeholder
-        return self.convert(m[key], _join(path, key), conv, placeholder)
+        return self.convert(m[key], join_path(path, key), conv, placeholder)
 
     def listing(
         self, m: Mapping[str, object], path: str, key: str, conv: Callable[[object], T]
     ) -> tuple[T, ...]:
         """A list of values; a single value counts as a one-item list."""
-        raw, sub = m.get(key), _join(path, key)
+        raw, sub = m.get(key), join_path(path, key)
         if raw is None:
             return ()
         if not isinstance(raw, list):
@@ -174,13 +174,13 @@ class FieldReader:
         self, m: Mapping[str, object], path: str, key: str, needed: str = ""
     ) -> list[tuple[str, object]]:
         """`(path, item)` for each item of the list at `m[key]`; `needed` makes it non-empty."""
-        raw, sub = m.get(key), _join(path, key)
+        raw, sub = m.get(key), join_path(path, key)
         if raw is None or raw == []:
             if needed:
                 self.error(sub, f"add at least one {needed}")
             return []
         if not isinstance(raw, list):
-            shown = _describe(raw)
+            shown = describe(raw)
             self.error(sub, f'must be a list (one item per line starting with "- "), got {shown}')
             return []
         return [(f"{sub}[{index}]", item) for index, item in enumerate(raw)]
@@ -190,7 +190,7 @@ class FieldReader:
     ) -> dict[str, object] | None:
         """`raw` as a mapping of `allowed` keys; unknown keys are errors, never ignored."""
         if not isinstance(raw, dict):
-            self.error(path, f"must be a mapping such as {example}, got {_describe(raw)}")
+            self.error(path, f"must be a mapping such as {example}, got {describe(raw)}")
             return None
         known: dict[str, object] = {}
         for key, value in raw.items():
@@ -200,12 +200,12 @@ class FieldReader:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             guess = f'; did you mean "{close[0]}"?' if close else ""
             problem = f"unknown key; expected one of: {', '.join(allowed)}{guess}"
-            self.error(_join(path, str(key)), problem)
+            self.error(join_path(path, str(key)), problem)
         return known
 
     def local_path(self, value: object) -> Path:
         """A file or folder path; a relative one is taken from the config file's folder."""
-        given = Path(_text(value)).expanduser()
+        given = Path(as_text(value)).expanduser()
         return Path(os.path.abspath(self.config_path.parent / given))
 
     def unique(self, seen: dict[str, str], value: str, path: str, what: str) -> None:

@@ -1,8 +1,8 @@
 """Single config values: YAML scalars read without floats, and typed converters.
 
 Each converter takes what the YAML gave (`object`) and returns a typed value or raises
-`_Invalid` with a sentence an operator can act on; `sync.config` walks the document, calls
-these for every field and turns each `_Invalid` into a `ConfigError` at the field's YAML path.
+`Invalid` with a sentence an operator can act on; `sync.config` walks the document, calls
+these for every field and turns each `Invalid` into a `ConfigError` at the field's YAML path.
 Kept apart from the walker so each rule about one kind of value (an amount's decimals, a cron
 line, a database URL) is read and tested on its own. Internal to the config loader.
 """
@@ -15,6 +15,7 @@ import re
 import zoneinfo
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import yaml
@@ -23,8 +24,10 @@ from apscheduler.triggers.cron import CronTrigger
 from sync.model import is_known_currency, parse_decimal
 from sync.settings import Secret
 
+L = TypeVar("L", bound=str)
 
-class _Invalid(Exception):
+
+class Invalid(Exception):
     """A rejected value; `show` is False when the message must not quote it (secrets, URLs)."""
 
     def __init__(self, problem: str, hint: str = "", *, show: bool = True) -> None:
@@ -43,7 +46,7 @@ _PLAIN_DECIMAL = re.compile(r"[-+]?[0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class _ExactLoader(yaml.SafeLoader):
+class ExactLoader(yaml.SafeLoader):
     """`yaml.SafeLoader` that never makes a float and refuses duplicate keys.
 
     YAML 1.1 reads `95.00` as a float and `0755` as octal, and lets a second `token:` silently
@@ -78,8 +81,8 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
     return int(text.replace("_", "")) if _PLAIN_INT.fullmatch(text) else text
 
 
-_ExactLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
-_ExactLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+ExactLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
+ExactLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 # --- durations ------------------------------------------------------------------------------
@@ -101,63 +104,63 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
-# --- value converters: object -> T, raising _Invalid -----------------------------------------
+# --- value converters: object -> T, raising Invalid -----------------------------------------
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
-_ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_REF = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
-def _text(value: object) -> str:
+def as_text(value: object) -> str:
     if isinstance(value, str) and value.strip():
         return value.strip()
     if isinstance(value, str):
-        raise _Invalid("must not be empty", show=False)
-    raise _Invalid("must be text", 'put it in quotes, e.g. "like this"')
+        raise Invalid("must not be empty", show=False)
+    raise Invalid("must be text", 'put it in quotes, e.g. "like this"')
 
 
-def _ident(value: object) -> str:
+def as_ident(value: object) -> str:
     """An id in a tracker or accounting system: text, or a whole number kept as its digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, str) and value.strip():
         return value.strip()
-    raise _Invalid("must be an id (text or a whole number)")
+    raise Invalid("must be an id (text or a whole number)")
 
 
-def _digits(value: object) -> str:
-    text = _ident(value)
+def as_digits(value: object) -> str:
+    text = as_ident(value)
     if not text.isdigit():
-        raise _Invalid("must be a numeric id (digits only)")
+        raise Invalid("must be a numeric id (digits only)")
     return text
 
 
-def _name(value: object) -> str:
+def as_name(value: object) -> str:
     """A client, project, task, user or tag name; compared case-insensitively, so lower-cased."""
-    return _text(value).lower()
+    return as_text(value).lower()
 
 
-def _slug(value: object) -> str:
-    text = _text(value)
+def as_slug(value: object) -> str:
+    text = as_text(value)
     if _SLUG.fullmatch(text):
         return text
     suggestion = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
     hint = f'for example "{suggestion}"' if suggestion else ""
-    raise _Invalid("must be a short id of lower-case letters, digits, - and _", hint)
+    raise Invalid("must be a short id of lower-case letters, digits, - and _", hint)
 
 
-def _secret(value: object) -> Secret:
+def as_secret(value: object) -> Secret:
     if isinstance(value, int) and not isinstance(value, bool):
         return Secret(str(value))
     if isinstance(value, str) and value.strip():
         return Secret(value.strip())
     if isinstance(value, str):
-        raise _Invalid("must not be empty", show=False)
-    raise _Invalid("must be text", "put it in quotes, or use ${VARIABLE}", show=False)
+        raise Invalid("must not be empty", show=False)
+    raise Invalid("must be text", "put it in quotes, or use ${VARIABLE}", show=False)
 
 
-def _whole(minimum: int, unit: str = "", maximum: int | None = None) -> Callable[[object], int]:
+def as_whole(minimum: int, unit: str = "", maximum: int | None = None) -> Callable[[object], int]:
     what = f"a whole number of {unit}" if unit else "a whole number"
     limit = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
 
@@ -165,44 +168,46 @@ def _whole(minimum: int, unit: str = "", maximum: int | None = None) -> Callable
         if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
             value = int(value)  # from an environment variable, where everything is text
         if not isinstance(value, int) or isinstance(value, bool):
-            raise _Invalid(f"must be {what}")
+            raise Invalid(f"must be {what}")
         if value < minimum or (maximum is not None and value > maximum):
-            raise _Invalid(f"must be {what} {limit}")
+            raise Invalid(f"must be {what} {limit}")
         return value
 
     return convert
 
 
-def _bool(value: object) -> bool:
+def as_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
         return _BOOLEANS[value.strip().lower()]
-    raise _Invalid("must be true or false")
+    raise Invalid("must be true or false")
 
 
-def _choice(*choices: str) -> Callable[[object], str]:
+def as_choice(*choices: L) -> Callable[[object], L]:
+    """One of `choices`, written exactly; pass a `Literal`'s values: `as_choice(*get_args(X))`."""
     listed = ", ".join(choices[:-1]) + f" or {choices[-1]}"
 
-    def convert(value: object) -> str:
-        if isinstance(value, str) and value.strip() in choices:
-            return value.strip()
+    def convert(value: object) -> L:
+        for choice in choices:
+            if isinstance(value, str) and value.strip() == choice:
+                return choice
         text = value.strip().lower() if isinstance(value, str) else None
         near = [choice for choice in choices if choice.lower() == text]
-        raise _Invalid(f"must be {listed}", f'write it exactly as "{near[0]}"' if near else "")
+        raise Invalid(f"must be {listed}", f'write it exactly as "{near[0]}"' if near else "")
 
     return convert
 
 
-def _decimal(value: object) -> Decimal:
+def as_decimal(value: object) -> Decimal:
     if isinstance(value, float):
-        raise _Invalid("must be an exact decimal", 'write it in quotes, e.g. "95.00"', show=False)
+        raise Invalid("must be an exact decimal", 'write it in quotes, e.g. "95.00"', show=False)
     if isinstance(value, (str, int, Decimal)) and not isinstance(value, bool):
         try:
             return parse_decimal(value)
         except ValueError:
             pass
-    raise _Invalid('must be a number such as "95.00"')
+    raise Invalid('must be a number such as "95.00"')
 
 
 # No budget, rate or top-up comes near this; anything at or above it is a typing slip (a
@@ -210,7 +215,7 @@ def _decimal(value: object) -> Decimal:
 AMOUNT_LIMIT = Decimal(10) ** 12
 
 
-def _amount(places: int | None, unit: str, *, positive: bool) -> Callable[[object], Decimal]:
+def as_amount(places: int | None, unit: str, *, positive: bool) -> Callable[[object], Decimal]:
     """An amount > 0 (`positive`) or >= 0 with at most `places` decimals of `unit` (None: any).
 
     Written out in plain digits (`1e3` is refused: nobody types money that way, and a slip of
@@ -219,87 +224,87 @@ def _amount(places: int | None, unit: str, *, positive: bool) -> Callable[[objec
     """
 
     def convert(value: object) -> Decimal:
-        number = _decimal(value)
+        number = as_decimal(value)
         written = value.lower() if isinstance(value, str) else ""
         exponent = number.as_tuple().exponent  # > 0 only when an exponent was written
         if "e" in written or (isinstance(exponent, int) and exponent > 0):
-            raise _Invalid("must be written in plain digits, without an exponent", 'e.g. "1000.00"')
+            raise Invalid("must be written in plain digits, without an exponent", 'e.g. "1000.00"')
         if abs(number) >= AMOUNT_LIMIT:
-            raise _Invalid(f"is too large: amounts stay below {AMOUNT_LIMIT:,}")
+            raise Invalid(f"is too large: amounts stay below {AMOUNT_LIMIT:,}")
         if positive and number <= 0:
-            raise _Invalid("must be positive")
+            raise Invalid("must be positive")
         if number < 0:
-            raise _Invalid("may not be negative")
+            raise Invalid("may not be negative")
         if places is not None:
             try:
                 exact = number.quantize(Decimal(1).scaleb(-places)) == number
             except InvalidOperation:
-                raise _Invalid("is too large") from None
+                raise Invalid("is too large") from None
             if not exact and places == 0:
-                raise _Invalid(f"must be a whole amount: {unit} has no decimals")
+                raise Invalid(f"must be a whole amount: {unit} has no decimals")
             if not exact:
-                raise _Invalid(f"may have at most {places} decimals for {unit}")
+                raise Invalid(f"may have at most {places} decimals for {unit}")
         return number
 
     return convert
 
 
-def _currency(value: object) -> str:
-    text = _text(value)
+def as_currency(value: object) -> str:
+    text = as_text(value)
     if is_known_currency(text):
         return text
     if is_known_currency(text.upper()):
-        raise _Invalid("must be an ISO 4217 code in upper case", f'write "{text.upper()}"')
-    raise _Invalid("must be an ISO 4217 currency code", "for example EUR, USD or JPY")
+        raise Invalid("must be an ISO 4217 code in upper case", f'write "{text.upper()}"')
+    raise Invalid("must be an ISO 4217 currency code", "for example EUR, USD or JPY")
 
 
-def _timezone(value: object) -> str:
-    text = _text(value)
+def as_timezone(value: object) -> str:
+    text = as_text(value)
     try:
         zoneinfo.ZoneInfo(text)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         hint = "use an IANA name such as Europe/Brussels or UTC (names are case-sensitive)"
-        raise _Invalid("is not a known time zone", hint) from None
+        raise Invalid("is not a known time zone", hint) from None
     return text
 
 
-def _url(value: object) -> str:
+def as_url(value: object) -> str:
     """An http(s) base address, without a trailing slash so adapters can append paths."""
-    text = _text(value)
+    text = as_text(value)
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _Invalid("must be an http:// or https:// address such as https://api.example.com")
+        raise Invalid("must be an http:// or https:// address such as https://api.example.com")
     return text.rstrip("/")
 
 
-def _duration(value: object) -> dt.timedelta:
+def as_duration(value: object) -> dt.timedelta:
     try:
-        return parse_duration(_text(value))
+        return parse_duration(as_text(value))
     except ValueError:
-        raise _Invalid("must be a duration such as 90s, 15m, 6h, 1d or 1h30m") from None
+        raise Invalid("must be a duration such as 90s, 15m, 6h, 1d or 1h30m") from None
 
 
-def _cron(value: object) -> str:
-    text = _text(value)
+def as_cron(value: object) -> str:
+    text = as_text(value)
     try:
         CronTrigger.from_crontab(text, timezone=dt.UTC)
     except ValueError as exc:
         hint = 'write 5 fields: minute hour day month weekday, e.g. "*/15 * * * *"'
-        raise _Invalid(f"is not a valid cron line ({exc})", hint, show=False) from None
+        raise Invalid(f"is not a valid cron line ({exc})", hint, show=False) from None
     return text
 
 
-def _listen(value: object) -> tuple[str, int]:
+def as_listen(value: object) -> tuple[str, int]:
     host, sep, port = value.strip().rpartition(":") if isinstance(value, str) else ("", "", "")
     host = host.removeprefix("[").removesuffix("]")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise _Invalid('must be "host:port" with a port from 1 to 65535, such as 127.0.0.1:8080')
+        raise Invalid('must be "host:port" with a port from 1 to 65535, such as 127.0.0.1:8080')
     return host, int(port)
 
 
-def _database(value: object) -> str:
+def as_database(value: object) -> str:
     """The URL with its driver made explicit; never quoted back, as it may hold a password."""
-    text = _text(value)
+    text = as_text(value)
     scheme, sep, rest = text.partition("://")
     if sep and scheme in ("postgresql", "postgres"):
         return f"postgresql+psycopg://{rest}"
@@ -307,20 +312,20 @@ def _database(value: object) -> str:
         return text
     shown = f"a {scheme}:// URL" if sep and len(scheme) < 30 else "no URL"
     hint = "e.g. sqlite:///prepaid.db or postgresql+psycopg://user@host/db"
-    raise _Invalid(
+    raise Invalid(
         f"must be a sqlite:/// or postgresql+psycopg:// URL, got {shown}", hint, show=False
     )
 
 
-def _email(value: object) -> str:
-    text = _text(value)
+def as_email(value: object) -> str:
+    text = as_text(value)
     user, at, domain = text.rpartition("@")
     if not at or not user or "." not in domain or " " in text:
-        raise _Invalid("must be an email address such as billing@acme.example")
+        raise Invalid("must be an email address such as billing@acme.example")
     return text
 
 
-def _describe(value: object) -> str:
+def describe(value: object) -> str:
     """How a rejected value is quoted back: short, on one line, and never a float's repr."""
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -333,5 +338,5 @@ def _describe(value: object) -> str:
     return kinds.get(type(value), f"a {type(value).__name__}")
 
 
-def _join(path: str, key: str) -> str:
+def join_path(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key

@@ -14,7 +14,6 @@ from sync.ledger.database import (
     utcnow,
 )
 from sync.ledger.refills import (
-    OPEN_STATUSES,
     TRANSITIONS,
     IllegalTransition,
     InvoiceTerms,
@@ -39,7 +38,6 @@ from sync.ledger.refills import (
 )
 
 __all__ = [
-    "OPEN_STATUSES",
     "TRANSITIONS",
     "IllegalTransition",
     "InvoiceTerms",

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from sync.ledger import schema
-from sync.model import RefillStatus
+from sync.model import OPEN_REFILL_STATUSES, RefillStatus
 from sync.ports import InvoiceState, InvoiceStatus
 
 R = schema.refills
@@ -28,7 +28,7 @@ W = schema.webhook_events
 
 # Statuses that hold the budget's one open slot: the policy raises nothing new while a refill
 # is in one of them.
-OPEN_STATUSES = frozenset({RefillStatus.INTENT, RefillStatus.ISSUED, RefillStatus.FAILED})
+
 
 # Every legal move. `intent -> paid | void` happens when a sink reports the invoice's final
 # state before the issue step was recorded; `failed -> intent` is a retry with a fresh key;
@@ -121,7 +121,7 @@ class Refill:
     @property
     def is_open(self) -> bool:
         """True while the refill holds its budget's open slot."""
-        return self.status in OPEN_STATUSES
+        return self.status in OPEN_REFILL_STATUSES
 
     @property
     def partly_paid(self) -> bool:
@@ -136,7 +136,7 @@ class Refill:
             number=self.invoice_number,
             url=self.invoice_url,
             step=self.step,
-            status=self.invoice_status or InvoiceStatus.DRAFT,
+            status=InvoiceStatus(self.invoice_status or InvoiceStatus.DRAFT),
             amount_paid_minor=self.amount_paid_minor,
         )
 
@@ -224,7 +224,7 @@ def list_refills(conn: Connection, *, open_only: bool = False) -> list[Refill]:
     """Refills newest first; `open_only` keeps those holding an open slot."""
     stmt = select(R).order_by(R.c.created_at.desc(), R.c.seq.desc())
     if open_only:
-        stmt = stmt.where(R.c.status.in_(sorted(OPEN_STATUSES)))
+        stmt = stmt.where(R.c.status.in_(sorted(OPEN_REFILL_STATUSES)))
     return [_refill(r) for r in conn.execute(stmt)]
 
 
@@ -232,7 +232,7 @@ def open_refill_counts(conn: Connection) -> dict[str, int]:
     """How many refills are in each open status (for metrics)."""
     stmt = (
         select(R.c.status, func.count())
-        .where(R.c.status.in_(sorted(OPEN_STATUSES)))
+        .where(R.c.status.in_(sorted(OPEN_REFILL_STATUSES)))
         .group_by(R.c.status)
     )
     return {str(status): int(n) for status, n in conn.execute(stmt)}

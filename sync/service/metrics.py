@@ -20,7 +20,7 @@ from sqlalchemy import Connection, func, select
 
 from sync.engine import RunSummary
 from sync.ledger import schema
-from sync.model import RefillStatus
+from sync.model import OPEN_REFILL_STATUSES, RefillStatus
 from sync.settings import Settings
 from sync.views.reports import balance_rows
 
@@ -127,10 +127,10 @@ def _ledger_samples(
         yield "prepaid_balance", labels, Decimal(row["balance"])
         yield "prepaid_pending_review", labels, Decimal(row["pending"])
     refills = schema.refills
-    open_counts = dict.fromkeys(RefillStatus.OPEN, 0)
+    open_counts = dict.fromkeys((s for s in RefillStatus if s in OPEN_REFILL_STATUSES), 0)
     stmt = (
         select(refills.c.status, func.count())
-        .where(refills.c.status.in_(RefillStatus.OPEN))
+        .where(refills.c.status.in_(sorted(OPEN_REFILL_STATUSES)))
         .group_by(refills.c.status)
     )
     for status, count in conn.execute(stmt):

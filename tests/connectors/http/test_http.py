@@ -10,23 +10,23 @@ import pytest
 import requests
 import responses
 
-from connectors.http.auth import BasicAuth, BearerAuth, HeaderAuth, Redactor
-from connectors.http.client import (
+from connectors.http import (
+    BasicAuth,
+    BearerAuth,
+    HeaderAuth,
+    HeaderRowPaginator,
     HttpClient,
     HttpRejected,
-    Outcome,
-    RetryPolicy,
-    default_user_agent,
-    encode_json,
-    parse_retry_after,
-)
-from connectors.http.paging import (
-    HeaderRowPaginator,
     LinkPaginator,
+    Outcome,
     PageNumberPaginator,
     PageRequest,
     PaginationLoop,
+    RetryPolicy,
+    default_user_agent,
+    encode_json,
     paginate,
+    parse_retry_after,
 )
 from sync.ports import (
     ConnectorError,
@@ -35,6 +35,7 @@ from sync.ports import (
     RequestRejected,
     TemporaryFailure,
 )
+from sync.redaction import Redactor
 from sync.settings import Secret
 from tests.fakes.base import FakeClock
 

@@ -17,7 +17,7 @@ import requests
 import responses
 from responses import matchers
 
-from connectors.http.client import HttpClient
+from connectors.http import HttpClient
 from connectors.invoicing.quickbooks import QuickBooksSink
 from sync.ports import (
     CredentialsRejected,

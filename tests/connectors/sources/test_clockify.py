@@ -12,7 +12,7 @@ import pytest
 import responses
 from responses import matchers
 
-from connectors.http.client import RetryPolicy
+from connectors.http import RetryPolicy
 from connectors.sources import clockify
 from connectors.sources.clockify import ClockifySource, parse_duration
 from connectors.sources.records import RecordError

@@ -12,7 +12,7 @@ import pytest
 import responses
 from responses import matchers
 
-from connectors.http.client import RetryPolicy
+from connectors.http import RetryPolicy
 from connectors.sources import harvest
 from connectors.sources.harvest import HarvestSource
 from sync.model import InvalidRecord, TimeEntry

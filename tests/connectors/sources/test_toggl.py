@@ -12,7 +12,7 @@ import pytest
 import responses
 from responses import matchers
 
-from connectors.http.client import RetryPolicy
+from connectors.http import RetryPolicy
 from connectors.sources import toggl
 from connectors.sources.toggl import TogglSource
 from sync.model import TimeEntry
