@@ -490,3 +490,48 @@ def test_check_warns_about_an_amount_that_cannot_lift_a_used_up_budget() -> None
     (small,) = warnings("100.00")
     assert "One refill lifts only a balance above 400.00 above the threshold" in small
     assert "at most 2 a day (max_per_day)" in small
+
+
+# --- tax: the budget is credited the net amount (issue 10) ------------------------------
+
+
+def test_a_taxed_stripe_invoice_credits_the_budget_its_net_amount(db_url: str) -> None:
+    """VAT is on the invoice, not in the budget: a refill of 1000.00 under a 21 % tax rate
+    invoices 1210.00, the client pays 1210.00, and the budget is credited 1000.00."""
+    from connectors.invoicing.stripe import StripeSink
+    from sync.settings import InvoiceTo, Secret, StripeSettings
+    from tests.fakes.stripe_server import FakeStripe
+
+    base = money_customer(opening="290.00", below="300.00", amount="1000.00")
+    to = InvoiceTo(sink="stripe", email="accounts@acme.example", tax_rates=("txr_vat21",))
+    settings = settings_for(db_url, replace(base, invoice_to=to))
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    ensure_books(ledger, settings, Pricer(settings.customers))
+    with FakeStripe() as fake:
+        fake.tax_percent["txr_vat21"] = Decimal(21)
+        sink = StripeSink(
+            StripeSettings(
+                yaml_path="invoicing[0]",
+                name="stripe",
+                type="stripe",
+                api_key=Secret(fake.api_key),
+                base_url=fake.base_url,
+                max_network_retries=0,
+            ),
+            sleep=lambda seconds: None,
+        )
+        svc = RefillService(ledger, settings, {"stripe": sink}, clock=lambda: CLOCK[0])
+        assert svc.run().issued == ["acme-retainer-1"]
+        (invoice,) = fake.invoices_for_refill("acme-retainer-1")
+        assert invoice["default_tax_rates"] == ["txr_vat21"]
+        assert (invoice["subtotal"], invoice["total"]) == (100000, 121000)
+        fake.mark_paid(invoice["id"])
+        assert svc.run().credited == ["acme-retainer-1"]
+    assert balance(ledger) == 29000 + 100000
+    p = schema.postings
+    with ledger.read() as conn:
+        credit = conn.execute(
+            select(p.c.amount_minor).where(p.c.key == "refill:acme-retainer-1:credit")
+        ).scalar_one()
+    assert credit == 100000
