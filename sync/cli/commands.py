@@ -25,6 +25,7 @@ from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
 from sync.settings import Budget, Customer, Settings
 from sync.shortfall import setting_warnings
+from sync.tax import tax_warnings
 from sync.views.reports import balance_rows, entry_rows, ledger_rows
 
 EXIT_OK = 0
@@ -534,7 +535,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(settings.invoicing)} sinks, {len(settings.customers)} customers)"
     )
     # Legal settings that do not do what they seem to: said, but not an error (exit unchanged).
-    for warning in setting_warnings(settings):
+    for warning in setting_warnings(settings) + tax_warnings(settings):
         _out(f"warning: {warning}")
     if not args.connections:
         return EXIT_OK

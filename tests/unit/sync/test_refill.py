@@ -535,3 +535,31 @@ def test_a_taxed_stripe_invoice_credits_the_budget_its_net_amount(db_url: str) -
             select(p.c.amount_minor).where(p.c.key == "refill:acme-retainer-1:credit")
         ).scalar_one()
     assert credit == 100000
+
+
+def test_check_warns_about_tax_settings_that_would_not_credit_the_net_amount() -> None:
+    from sync.settings import InvoiceTo, Secret, XeroSettings
+    from sync.tax import tax_warnings
+
+    base = money_customer()
+    customer = replace(base, invoice_to=InvoiceTo(sink="files", tax_rates=("txr_1",)))
+    settings = settings_for("sqlite://", customer)
+    xero = XeroSettings(
+        yaml_path="invoicing[1]",
+        name="xero",
+        type="xero",
+        client_id="id",
+        client_secret=Secret("s"),
+        refresh_token=Secret("r"),
+        tenant_id="t",
+        account_code="200",
+        line_amount_types="Inclusive",
+    )
+    settings = replace(settings, invoicing=(*settings.invoicing, xero))
+    assert tax_warnings(settings) == [
+        "invoicing[1].line_amount_types: Inclusive makes the refill amount the invoice total"
+        " including tax, and the budget is credited that amount; use Exclusive (the default)"
+        " so the budget is credited the net amount",
+        "customers[0].invoice_to.tax_rates: ignored by the outbox sink 'files' (only Stripe"
+        " uses tax_rates); set the tax in the invoicing system",
+    ]
