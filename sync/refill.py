@@ -66,6 +66,7 @@ from sync.ports import (
     WebhookEvent,
 )
 from sync.settings import Budget, Customer, Settings
+from sync.shortfall import awaiting, guarded, next_run, still_below
 
 log = logging.getLogger(__name__)
 LEASE_TTL = dt.timedelta(minutes=5)
@@ -97,6 +98,9 @@ class RefillReport:
     guarded: list[str] = field(default_factory=list)
     would_raise: list[str] = field(default_factory=list)
     paid_in_part: list[str] = field(default_factory=list)
+    # budgets left below their threshold, each with why (a refill awaiting payment, one too
+    # small to lift it, max_per_day): never "nothing to do" while a budget sits below
+    below_threshold: list[str] = field(default_factory=list)
 
     @property
     def partial(self) -> bool:
@@ -165,6 +169,15 @@ class RefillService:
     def _run_budget(
         self, customer: Customer, budget: Budget, report: RefillReport, *, dry_run: bool
     ) -> None:
+        guards = len(report.guarded)
+        raised = self._run_policy(customer, budget, report, dry_run=dry_run)
+        if budget.refill is not None and len(report.guarded) == guards:
+            self._explain_below(customer, budget, report, raised=raised, dry_run=dry_run)
+
+    def _run_policy(
+        self, customer: Customer, budget: Budget, report: RefillReport, *, dry_run: bool
+    ) -> str | None:
+        """Advance the open refill, or raise one where due; return the id raised now."""
         if not dry_run:
             # a late payment first, so the policy does not invoice the same shortfall again
             self._poll_payable_voids(customer, budget, report)
@@ -175,23 +188,24 @@ class RefillService:
                 self._advance(current, customer, budget, report)
             elif current.status == RefillStatus.FAILED:
                 report.failed.append(f"{current.id}: {current.error}")
-            return
+            return None
         if budget.refill is None or customer.invoice_to is None:
-            return
+            return None
         if dry_run:
             with self.ledger.read() as conn:
                 plan = self._plan(conn, customer, budget)
             if plan is not None:
                 report.would_raise.append(plan)
-            return
+            return None
         refill_id = self._raise(customer, budget, report)
         if refill_id is None:
-            return
+            return None
         crash_point("after_refill_intent")
         with self.ledger.read() as conn:
             raised = get_refill(conn, refill_id)
         assert raised is not None
         self._advance(raised, customer, budget, report)
+        return refill_id
 
     def _poll_payable_voids(self, customer: Customer, budget: Budget, report: RefillReport) -> None:
         """Refresh refills voided because their invoice was marked uncollectible: the client
@@ -246,16 +260,10 @@ class RefillService:
             balance = budget_balance(conn, customer.id, budget.id)
             if balance >= to_minor(policy.below, unit):
                 return None
-            day_start = dt.datetime.combine(
-                now.astimezone(self.tz).date(), dt.time(), tzinfo=self.tz
-            )
-            today = refills_raised_since(conn, customer.id, budget.id, day_start)
+            today = refills_raised_since(conn, customer.id, budget.id, self._day_start(now))
             if today >= policy.max_per_day:
                 report.guarded.append(
-                    f"{customer.id}/{budget.id}: balance {format_amount(balance, unit)} is"
-                    f" below the threshold but {today} refills were already raised today"
-                    f" (max_per_day {policy.max_per_day} in {budget.yaml_path}.refill);"
-                    " check the entries, or raise the limit"
+                    guarded(customer, budget, balance=balance, raised_today=today)
                 )
                 return None
             amount = self._amount(policy.amount, policy.top_up_to, balance, unit)
@@ -276,6 +284,76 @@ class RefillService:
             )
         report.raised.append(refill.id)
         return refill.id
+
+    def _day_start(self, now: dt.datetime) -> dt.datetime:
+        """The start of `now`'s day in the configured time zone (the max_per_day window)."""
+        return dt.datetime.combine(now.astimezone(self.tz).date(), dt.time(), tzinfo=self.tz)
+
+    def _explain_below(
+        self,
+        customer: Customer,
+        budget: Budget,
+        report: RefillReport,
+        *,
+        raised: str | None,
+        dry_run: bool,
+    ) -> None:
+        """Say why a budget is still below its threshold after this run (or would be).
+
+        At most one refill is open per budget (I3), so a fixed `amount` too small for the
+        shortfall is not doubled up in one run: the refill is raised, and the run says what
+        it leaves the balance at and what would lift it. A failed refill or a max_per_day stop
+        has its own line already."""
+        policy = budget.refill
+        assert policy is not None
+        unit = budget_unit(customer, budget)
+        with self.ledger.read() as conn:
+            balance = budget_balance(conn, customer.id, budget.id)
+            if balance >= to_minor(policy.below, unit):
+                return
+            refill = open_refill(conn, customer.id, budget.id)
+            credited = refill is not None and posting_exists(conn, f"refill:{refill.id}:credit")
+            today = refills_raised_since(
+                conn, customer.id, budget.id, self._day_start(self.clock())
+            )
+        if refill is None:
+            if dry_run and policy.amount is not None:
+                # the refill `would_raise` lists: does it lift the budget?
+                amount = to_minor(policy.amount, unit)
+                if balance + amount < to_minor(policy.below, unit):
+                    report.below_threshold.append(
+                        still_below(
+                            customer,
+                            budget,
+                            balance=balance,
+                            after=balance + amount,
+                            amount=amount,
+                            raised_today=today + 1,
+                        )
+                    )
+            elif not dry_run:
+                report.below_threshold.append(
+                    next_run(customer, budget, balance=balance, raised_today=today)
+                )
+            return
+        if refill.status == RefillStatus.FAILED:
+            return
+        after = balance if credited else balance + refill.amount_minor
+        if after < to_minor(policy.below, unit):
+            report.below_threshold.append(
+                still_below(
+                    customer,
+                    budget,
+                    balance=balance,
+                    after=after,
+                    amount=refill.amount_minor,
+                    raised_today=today,
+                )
+            )
+        elif refill.id != raised:
+            report.below_threshold.append(
+                awaiting(customer, budget, balance=balance, refill=refill.id, after=after)
+            )
 
     # --- completing and polling -------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from sync.model import EntryStatus, format_amount, minor_digits, parse_decimal, 
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
 from sync.settings import Budget, Customer, Settings
+from sync.shortfall import setting_warnings
+from sync.tax import tax_warnings
 from sync.views.reports import balance_rows, entry_rows, ledger_rows
 
 EXIT_OK = 0
@@ -158,6 +160,7 @@ def _refill_json(report: RefillReport) -> dict[str, list[str]]:
         "guarded": report.guarded,
         "would_raise": report.would_raise,
         "paid_in_part": report.paid_in_part,
+        "below_threshold": report.below_threshold,
     }
 
 
@@ -198,6 +201,7 @@ def _print_refills(report: RefillReport, prefix: str = "") -> None:
     lines += [f"refill failed: {x} (fix it, then: prepaid refill retry ID)" for x in report.failed]
     lines += [f"refill error: {x}" for x in report.errors]
     lines += [f"refill guard: {x}" for x in report.guarded]
+    lines += [f"refill below threshold: {x}" for x in report.below_threshold]
     if not lines:
         lines = ["refills: nothing to do"]
     for line in lines:
@@ -530,6 +534,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         f"{settings.config_path}: valid ({len(settings.sources)} sources, "
         f"{len(settings.invoicing)} sinks, {len(settings.customers)} customers)"
     )
+    # Legal settings that do not do what they seem to: said, but not an error (exit unchanged).
+    for warning in setting_warnings(settings) + tax_warnings(settings):
+        _out(f"warning: {warning}")
     if not args.connections:
         return EXIT_OK
     app = App(settings)

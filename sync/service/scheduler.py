@@ -434,6 +434,8 @@ def _log_report(report: RefillReport, why: str) -> None:
         log.warning("refill error (%s): %s; retried next tick", why, text)
     for text in report.guarded:
         log.warning("refill guard (%s): %s", why, text)
+    for text in report.below_threshold:
+        log.info("refill below threshold (%s): %s", why, text)
 
 
 def _why(exc: BaseException) -> str:

@@ -456,3 +456,29 @@ def test_sync_wait_syncs_a_source_once_the_other_run_is_done(
         ledger.dispose()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "exports: fetched 11, new 11" in result.stdout
+
+
+def test_a_refill_that_cannot_lift_the_budget_is_warned_and_explained(
+    sqlite_story: Path,
+) -> None:
+    """`below: 500`, `amount: 100`: `check` warns (exit 0), and neither `sync` nor `refill`
+    leaves the budget below its threshold in silence."""
+    text = sqlite_story.read_text()
+    assert 'amount: "2000.00"' in text
+    sqlite_story.write_text(text.replace('amount: "2000.00"', 'amount: "100.00"'))
+    check = run(sqlite_story, "check")
+    assert check.returncode == 0, check.stderr
+    assert (
+        "warning: customers[0].budgets[0].refill.amount: a refill of 100.00 cannot lift a"
+        " used-up budget above its threshold (500.00)"
+    ) in check.stdout
+    synced = run(sqlite_story, "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert "refill raised: acme-retainer-1" in synced.stdout
+    assert (
+        "refill below threshold: refill of 100.00 leaves acme/retainer at 390.00, below 500.00"
+    ) in synced.stdout
+    refill = run(sqlite_story, "refill")
+    assert refill.returncode == 0, refill.stderr
+    assert "nothing to do" not in refill.stdout
+    assert "raise refill.amount or use top_up_to" in refill.stdout

@@ -35,6 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -179,6 +180,9 @@ class FakeStripe:
         self.sends: Counter[str] = Counter()
         self.charges: Counter[str] = Counter()
         self.declining_customers: set[str] = set()
+        # exclusive tax rates by id (`txr_...` -> percent), applied to invoices that name them
+        # in `default_tax_rates`, as Stripe adds tax on top of the lines
+        self.tax_percent: dict[str, Decimal] = {}
         self.events = StripeEvents(self)
         self._idempotency: dict[str, _Stored] = {}
         self._failures: list[_Injected] = []
@@ -706,8 +710,27 @@ class FakeStripe:
                 }
             )
             lines["total_count"] = len(lines["data"])
-            total = sum(line["amount"] for line in lines["data"])
-            invoice.update(subtotal=total, total=total, amount_due=total, amount_remaining=total)
+            subtotal = sum(line["amount"] for line in lines["data"])
+            taxes = [
+                {
+                    "amount": int(
+                        (subtotal * self.tax_percent[rate] / 100).quantize(
+                            Decimal(1), rounding=ROUND_HALF_UP
+                        )
+                    ),
+                    "tax_rate": rate,
+                }
+                for rate in invoice["default_tax_rates"]
+                if rate in self.tax_percent
+            ]
+            total = subtotal + sum(tax["amount"] for tax in taxes)
+            invoice.update(
+                subtotal=subtotal,
+                total=total,
+                total_tax_amounts=taxes,
+                amount_due=total,
+                amount_remaining=total,
+            )
         return item
 
     def _finalize(self, params: Json, id: str) -> Json:

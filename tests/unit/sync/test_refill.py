@@ -19,6 +19,7 @@ from sync.ports import InvoiceStatus, WebhookEvent
 from sync.refill import RefillError, RefillReport, RefillService
 from sync.rules import Pricer
 from sync.settings import Budget, RefillPolicy, Settings
+from sync.shortfall import setting_warnings
 from sync.views.reports import refill_rows
 from tests.support import RecordingSink, money_customer, settings_for
 
@@ -386,3 +387,179 @@ def test_the_transition_table_refuses_illegal_moves(db_url: str) -> None:
     with ledger.read() as conn:
         refill = get_refill(conn, "acme-retainer-1")
     assert refill is not None and refill.status == RefillStatus.PAID and not refill.is_open
+
+
+# --- a refill that cannot lift the balance (issue 10) -------------------------------------
+
+
+def test_a_refill_too_small_says_what_it_leaves_and_how_to_fix_it(db_url: str) -> None:
+    """`below: 500, amount: 100` at 350.00: one refill (I3), and the run says it leaves the
+    budget at 450.00; later runs never say nothing while the budget sits below."""
+    ledger, settings, sink = setup(db_url, opening="350.00", below="500.00", amount="100.00")
+    svc = service(ledger, settings, sink)
+    report = svc.run()
+    assert report.raised == ["acme-retainer-1"] and len(sink.invoices) == 1
+    assert report.below_threshold == [
+        "refill of 100.00 leaves acme/retainer at 450.00, below 500.00 (balance now 350.00);"
+        " the next refill is raised once this one is paid (1 more needed):"
+        " raise refill.amount or use top_up_to"
+    ]
+    assert not report.partial
+    again = svc.run()
+    assert again.raised == [] and len(again.below_threshold) == 1
+    assert "leaves acme/retainer at 450.00, below 500.00" in again.below_threshold[0]
+    sink.set_status("acme-retainer-1", InvoiceStatus.PAID)
+    paid = svc.run()
+    assert paid.credited == ["acme-retainer-1"] and balance(ledger) == 45000
+    assert paid.below_threshold == [
+        "acme/retainer: balance 450.00 is below 500.00; its last refill was settled in this"
+        " run, the next one is raised next run"
+    ]
+    lifted = svc.run()
+    assert lifted.raised == ["acme-retainer-2"] and lifted.below_threshold == []
+
+
+def test_an_open_refill_that_will_lift_the_budget_is_named(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="290.00", below="300.00")
+    svc = service(ledger, settings, sink)
+    assert svc.run().below_threshold == []  # the raised and issued lines say it
+    assert svc.run().below_threshold == [
+        "acme/retainer: balance 290.00 is below 300.00 until refill acme-retainer-1 is paid,"
+        " which lifts it to 1290.00"
+    ]
+
+
+def test_a_deep_overrun_gets_one_small_refill_then_max_per_day_in_plain_words(
+    db_url: str,
+) -> None:
+    """−2000.00 with `amount: 300`: each run raises at most one refill of 300.00, says it
+    takes many more than max_per_day allows, and the run stopped by the limit says so."""
+    ledger, settings, sink = setup(
+        db_url, opening="0", below="500.00", amount="300.00", max_per_day=2
+    )
+    spend(ledger, settings, "-2000.00")
+    svc = service(ledger, settings, sink)
+    first = svc.run()
+    assert first.raised == ["acme-retainer-1"]
+    assert first.below_threshold == [
+        "refill of 300.00 leaves acme/retainer at -1700.00, below 500.00 (balance now"
+        " -2000.00); it takes 8 more refills of 300.00, one at a time, and max_per_day (2 in"
+        " customers[0].budgets[0].refill) allows 1 more today: raise refill.amount or use"
+        " top_up_to"
+    ]
+    sink.set_status("acme-retainer-1", InvoiceStatus.PAID)
+    svc.run()
+    second = svc.run()
+    assert second.raised == ["acme-retainer-2"]
+    assert "allows 0 more today" in second.below_threshold[0]
+    sink.set_status("acme-retainer-2", InvoiceStatus.PAID)
+    svc.run()
+    stopped = svc.run()
+    assert stopped.raised == [] and stopped.partial
+    assert stopped.guarded == [
+        "acme/retainer: balance -1400.00 stays below the threshold 500.00 and no refill was"
+        " raised: 2 refills were already raised today, the limit (max_per_day 2 in"
+        " customers[0].budgets[0].refill); the next one is raised tomorrow, or raise the"
+        " limit; a refill of 300.00 would not lift it either: raise refill.amount or use"
+        " top_up_to; check the entries, or record a payment with `prepaid topup`"
+    ]
+    assert stopped.below_threshold == []  # the guard line says it once
+
+
+def test_dry_run_says_the_planned_refill_would_not_lift_the_budget(db_url: str) -> None:
+    ledger, settings, sink = setup(db_url, opening="100.00", below="500.00", amount="100.00")
+    report = service(ledger, settings, sink).run(dry_run=True)
+    assert len(report.would_raise) == 1
+    assert report.below_threshold[0].startswith(
+        "refill of 100.00 leaves acme/retainer at 200.00, below 500.00"
+    )
+    assert refills(ledger) == []
+
+
+def test_check_warns_about_an_amount_that_cannot_lift_a_used_up_budget() -> None:
+    def warnings(amount: str) -> list[str]:
+        customer = money_customer(below="500.00", amount=amount)
+        return setting_warnings(settings_for("sqlite://", customer))
+
+    assert warnings("500.01") == []
+    (equal,) = warnings("500.00")  # reaches the threshold, not above it
+    assert equal.startswith(
+        "customers[0].budgets[0].refill.amount: a refill of 500.00 cannot lift a used-up"
+        " budget above its threshold (500.00): from 0 it reaches only 500.00."
+    )
+    (small,) = warnings("100.00")
+    assert "One refill lifts only a balance above 400.00 above the threshold" in small
+    assert "at most 2 a day (max_per_day)" in small
+
+
+# --- tax: the budget is credited the net amount (issue 10) ------------------------------
+
+
+def test_a_taxed_stripe_invoice_credits_the_budget_its_net_amount(db_url: str) -> None:
+    """VAT is on the invoice, not in the budget: a refill of 1000.00 under a 21 % tax rate
+    invoices 1210.00, the client pays 1210.00, and the budget is credited 1000.00."""
+    from connectors.invoicing.stripe import StripeSink
+    from sync.settings import InvoiceTo, Secret, StripeSettings
+    from tests.fakes.stripe_server import FakeStripe
+
+    base = money_customer(opening="290.00", below="300.00", amount="1000.00")
+    to = InvoiceTo(sink="stripe", email="accounts@acme.example", tax_rates=("txr_vat21",))
+    settings = settings_for(db_url, replace(base, invoice_to=to))
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    ensure_books(ledger, settings, Pricer(settings.customers))
+    with FakeStripe() as fake:
+        fake.tax_percent["txr_vat21"] = Decimal(21)
+        sink = StripeSink(
+            StripeSettings(
+                yaml_path="invoicing[0]",
+                name="stripe",
+                type="stripe",
+                api_key=Secret(fake.api_key),
+                base_url=fake.base_url,
+                max_network_retries=0,
+            ),
+            sleep=lambda seconds: None,
+        )
+        svc = RefillService(ledger, settings, {"stripe": sink}, clock=lambda: CLOCK[0])
+        assert svc.run().issued == ["acme-retainer-1"]
+        (invoice,) = fake.invoices_for_refill("acme-retainer-1")
+        assert invoice["default_tax_rates"] == ["txr_vat21"]
+        assert (invoice["subtotal"], invoice["total"]) == (100000, 121000)
+        fake.mark_paid(invoice["id"])
+        assert svc.run().credited == ["acme-retainer-1"]
+    assert balance(ledger) == 29000 + 100000
+    p = schema.postings
+    with ledger.read() as conn:
+        credit = conn.execute(
+            select(p.c.amount_minor).where(p.c.key == "refill:acme-retainer-1:credit")
+        ).scalar_one()
+    assert credit == 100000
+
+
+def test_check_warns_about_tax_settings_that_would_not_credit_the_net_amount() -> None:
+    from sync.settings import InvoiceTo, Secret, XeroSettings
+    from sync.tax import tax_warnings
+
+    base = money_customer()
+    customer = replace(base, invoice_to=InvoiceTo(sink="files", tax_rates=("txr_1",)))
+    settings = settings_for("sqlite://", customer)
+    xero = XeroSettings(
+        yaml_path="invoicing[1]",
+        name="xero",
+        type="xero",
+        client_id="id",
+        client_secret=Secret("s"),
+        refresh_token=Secret("r"),
+        tenant_id="t",
+        account_code="200",
+        line_amount_types="Inclusive",
+    )
+    settings = replace(settings, invoicing=(*settings.invoicing, xero))
+    assert tax_warnings(settings) == [
+        "invoicing[1].line_amount_types: Inclusive makes the refill amount the invoice total"
+        " including tax, and the budget is credited that amount; use Exclusive (the default)"
+        " so the budget is credited the net amount",
+        "customers[0].invoice_to.tax_rates: ignored by the outbox sink 'files' (only Stripe"
+        " uses tax_rates); set the tax in the invoicing system",
+    ]
