@@ -141,7 +141,7 @@ class Story:
     def balances(self) -> dict[str, str]:
         with self.app.ledger.read() as conn:
             return {
-                f"{r['customer']}/{r['budget']}": r["balance"]
+                f"{r.customer}/{r.budget}": str(r.balance)
                 for r in balance_rows(conn, self.settings)
             }
 

@@ -120,12 +120,12 @@ def _ledger_samples(
 ) -> Iterable[tuple[str, Labels, Decimal | int]]:
     for row in balance_rows(conn, settings):
         labels: Labels = (
-            ("customer", row["customer"]),
-            ("budget", row["budget"]),
-            ("unit", "hours" if row["unit"] == "hours" else row["currency"]),
+            ("customer", row.customer),
+            ("budget", row.budget),
+            ("unit", row.unit_label),
         )
-        yield "prepaid_balance", labels, Decimal(row["balance"])
-        yield "prepaid_pending_review", labels, Decimal(row["pending"])
+        yield "prepaid_balance", labels, row.balance
+        yield "prepaid_pending_review", labels, row.pending
     refills = schema.refills
     open_counts = dict.fromkeys((s for s in RefillStatus if s in OPEN_REFILL_STATUSES), 0)
     stmt = (

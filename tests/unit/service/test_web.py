@@ -170,7 +170,7 @@ def test_webhook_paid_then_duplicate(tmp_path: Path) -> None:
     assert (later.status_code, later.json) == (200, {"outcome": "already paid"})
     with app.ledger.read() as conn:
         row = balance_rows(conn, app.settings)[0]
-    assert (row["balance"], row["credited"]) == ("1200.00", "1000.00")
+    assert (row.balance, row.credited) == (Decimal("1200.00"), Decimal("1000.00"))
     assert web.metrics is not None
     assert web.metrics.value("prepaid_webhooks_total", sink="files", result="applied") == 2
     assert web.metrics.value("prepaid_webhooks_total", sink="files", result="duplicate") == 1
@@ -186,7 +186,7 @@ def test_webhook_rejected_unknown_sink_and_oversized(tmp_path: Path) -> None:
     huge = client.post("/webhooks/files", data=b"x" * (WEBHOOK_LIMIT + 1))
     assert huge.status_code == 413
     with app.ledger.read() as conn:
-        assert balance_rows(conn, app.settings)[0]["credited"] == "0.00"
+        assert balance_rows(conn, app.settings)[0].credited == 0
 
 
 def test_webhook_answers_503_when_the_invoice_cannot_be_read(tmp_path: Path) -> None:
@@ -257,25 +257,23 @@ def test_approve_button_needs_the_form_token_and_changes_the_balance(story: Stor
     with story.app.ledger.read() as conn:
         (pending,) = entry_rows(conn, status="pending")
     html = client.get("/").get_data(as_text=True)
-    assert f'action="/entries/{pending["id"]}/approve"' in html
+    assert f'action="/entries/{pending.id}/approve"' in html
     assert story.web.csrf in html and story.web.csrf != TOKEN
 
-    forged = client.post(f"/entries/{pending['id']}/approve", data={"csrf": "guess"})
+    forged = client.post(f"/entries/{pending.id}/approve", data={"csrf": "guess"})
     assert forged.status_code == 403
-    missing = client.post(f"/entries/{pending['id']}/approve")
+    missing = client.post(f"/entries/{pending.id}/approve")
     assert missing.status_code == 403
-    anonymous = story.client().post(
-        f"/entries/{pending['id']}/approve", data={"csrf": story.web.csrf}
-    )
+    anonymous = story.client().post(f"/entries/{pending.id}/approve", data={"csrf": story.web.csrf})
     assert anonymous.status_code == 401
     assert story.balances()["globex/support"] == "10.00"
 
-    done = client.post(f"/entries/{pending['id']}/approve", data={"csrf": story.web.csrf})
+    done = client.post(f"/entries/{pending.id}/approve", data={"csrf": story.web.csrf})
     assert done.status_code == 303
-    assert done.headers["Location"] == f"/?decided={pending['id']}:deducted"
+    assert done.headers["Location"] == f"/?decided={pending.id}:deducted"
     assert story.balances()["globex/support"] == "8.50"
     after = client.get(done.headers["Location"]).get_data(as_text=True)
-    assert f"entry {pending['id']}: deducted" in after
+    assert f"entry {pending.id}: deducted" in after
     assert "nothing to review" in after
     assert client.post("/entries/999999/exclude", data={"csrf": story.web.csrf}).status_code == 404
 
