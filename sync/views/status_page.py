@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from sync.model import HOUR_UNIT, EntryStatus, to_minor
+from sync.model import HOUR_UNIT, EntryStatus, RefillStatus, RunOutcome, to_minor
 from sync.rules import budget_unit
 from sync.settings import Settings, SourceSettings
 from sync.views.chart import BalancePoint, balance_chart_svg
@@ -152,7 +152,7 @@ def _sources(data: StatusData, tz: ZoneInfo) -> str:
             )
             continue
         outcome = run.outcome
-        css = "ok" if outcome == "ok" else "bad" if outcome == "failed" else ""
+        css = "ok" if outcome == RunOutcome.OK else "bad" if outcome == RunOutcome.FAILED else ""
         counts = run.counts
         summary = ", ".join(
             f"{k} {counts[k]}" for k in ("fetched", "new", "changed", "deleted") if k in counts
@@ -224,7 +224,7 @@ def _refills(data: StatusData, tz: ZoneInfo) -> str:
         )
     rows = []
     for r in data.refills:
-        css = "bad" if r.status == "failed" else ""
+        css = "bad" if r.status == RefillStatus.FAILED else ""
         rows.append(
             "<tr>"
             + cell(r.id)
