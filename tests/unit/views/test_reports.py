@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,14 +38,12 @@ def posting(key: str, customer: str, amount: int, at: dt.datetime) -> dict[str, 
     }
 
 
-def ledger_app(tmp_path: Path) -> App:
+def ledger_app(database: str) -> App:
     """ACME and Globex (EUR 1000.00 openings, recorded now, so first in ledger order), then
     postings over a year: some long before the burn-down window, one a microsecond before
     its local-midnight start, one right at it."""
     globex = dataclasses.replace(money_customer(), id="globex", name="Globex Ltd")
-    settings = dataclasses.replace(
-        settings_for(f"sqlite:///{tmp_path / 'l.db'}", money_customer(), globex), timezone=TZ
-    )
+    settings = dataclasses.replace(settings_for(database, money_customer(), globex), timezone=TZ)
     app = App(settings)
     app.prepare()
     start = NOW.astimezone(ZoneInfo(TZ)).date() - dt.timedelta(days=BURN_DOWN_DAYS)
@@ -65,8 +62,8 @@ def ledger_app(tmp_path: Path) -> App:
     return app
 
 
-def test_records_hold_values_not_text(tmp_path: Path) -> None:
-    app = ledger_app(tmp_path)
+def test_records_hold_values_not_text(sqlite_url: str) -> None:
+    app = ledger_app(sqlite_url)
     with app.ledger.read() as conn:
         acme = balance_rows(conn, app.settings, "acme")[0]
         last = ledger_rows(conn, customer_id="acme")[-1]
@@ -83,8 +80,8 @@ def test_records_hold_values_not_text(tmp_path: Path) -> None:
     )
 
 
-def test_balance_points_carry_the_past_and_step_at_each_later_posting(tmp_path: Path) -> None:
-    app = ledger_app(tmp_path)
+def test_balance_points_carry_the_past_and_step_at_each_later_posting(db_url: str) -> None:
+    app = ledger_app(db_url)
     since = dt.datetime(2026, 9, 6, tzinfo=ZoneInfo(TZ))
     with app.ledger.read() as conn:
         points = balance_points(conn, since)
@@ -94,11 +91,9 @@ def test_balance_points_carry_the_past_and_step_at_each_later_posting(tmp_path: 
     assert [p.balance_minor for p in points[("globex", "retainer", "EUR")]] == [5000, 105000]
 
 
-def test_status_charts_come_from_one_query_and_equal_the_statement_charts(
-    tmp_path: Path,
-) -> None:
+def test_status_charts_come_from_one_query_and_equal_the_statement_charts(db_url: str) -> None:
     """The page used to build a statement per customer; one query must draw the same SVG."""
-    app = ledger_app(tmp_path)
+    app = ledger_app(db_url)
     tz = ZoneInfo(TZ)
     start = NOW.astimezone(tz).date() - dt.timedelta(days=BURN_DOWN_DAYS)
     since = dt.datetime.combine(start, dt.time(), tzinfo=tz)
