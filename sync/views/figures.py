@@ -1,5 +1,6 @@
-"""Counts over the ledger that `/metrics` reports at scrape time: refills by status, entries
-by state, sync runs by outcome, and each source's last finished run.
+"""Counts over the ledger that `/metrics` reports at scrape time: refills by status (counted
+by the refills' owner, `sync.ledger`), entries by state, sync runs by outcome, and each
+source's last finished run.
 
 Read fresh on every scrape, so every replica reports the same truth and a restart loses
 nothing. Each function is one grouped query.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from sync.ledger import schema
+from sync.ledger import open_refill_counts, schema
 from sync.model import OPEN_REFILL_STATUSES, EntryStatus, RefillStatus, RunOutcome
 
 
@@ -32,16 +33,10 @@ class FinishedRun:
 
 def open_refills_by_status(conn: Connection) -> dict[str, int]:
     """Refills not yet paid or void, per open status (every open status, 0 when none)."""
-    refills = schema.refills
-    counts: dict[str, int] = {s: 0 for s in RefillStatus if s in OPEN_REFILL_STATUSES}
-    stmt = (
-        select(refills.c.status, func.count())
-        .where(refills.c.status.in_(sorted(OPEN_REFILL_STATUSES)))
-        .group_by(refills.c.status)
-    )
-    for status, count in conn.execute(stmt):
-        counts[status] = int(count)
-    return counts
+    counts = open_refill_counts(conn)
+    return {
+        status: counts.get(status, 0) for status in RefillStatus if status in OPEN_REFILL_STATUSES
+    }
 
 
 def entries_by_state(conn: Connection) -> dict[tuple[str, str], int]:
