@@ -30,8 +30,8 @@ from sync.ledger.database import (
     stray_units,
     utcnow,
 )
-from sync.model import HOUR_UNIT, PostingKind, format_amount, to_minor
-from sync.rules import Pricer
+from sync.model import PostingKind, format_amount, to_minor
+from sync.rules import Pricer, budget_unit
 from sync.settings import Budget, Customer, Settings
 
 E = schema.entries
@@ -39,11 +39,6 @@ E = schema.entries
 
 class BooksMismatch(Exception):
     """The config contradicts the ledger (a budget's unit or currency changed): exit 2."""
-
-
-def budget_unit(customer: Customer, budget: Budget) -> str:
-    """The ledger unit of a budget: the customer's currency, or hours."""
-    return HOUR_UNIT if budget.unit == "hours" else customer.currency
 
 
 def pricing_fingerprint(settings: Settings) -> str:

@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from sync.books import budget_unit
 from sync.crash import crash_point
 from sync.ledger import (
     InvoiceTerms,
@@ -65,6 +64,7 @@ from sync.ports import (
     RequestRejected,
     WebhookEvent,
 )
+from sync.rules import budget_unit
 from sync.settings import Budget, Customer, Settings
 from sync.shortfall import awaiting, guarded, next_run, still_below
 

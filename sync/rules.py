@@ -624,3 +624,8 @@ def _not_charged(
 
 def _excluded(entry: TimeEntry, plan: _BudgetPlan, rule: str, reason: str) -> Assessment:
     return _not_charged(entry, EntryStatus.EXCLUDED, plan, rule, reason)
+
+
+def budget_unit(customer: Customer, budget: Budget) -> str:
+    """The ledger unit of a budget: the customer's currency, or hours."""
+    return HOUR_UNIT if budget.unit == "hours" else customer.currency

@@ -12,8 +12,8 @@ used-up budget at all. Pure functions of figures in minor units, so the texts ar
 
 from __future__ import annotations
 
-from sync.books import budget_unit
 from sync.model import format_amount, to_minor
+from sync.rules import budget_unit
 from sync.settings import Budget, Customer, RefillPolicy, Settings
 
 

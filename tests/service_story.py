@@ -22,12 +22,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
 from sync.app import App
 from sync.books import topup
 from sync.config import load_config
-from sync.service.metrics import ServiceMetrics, parse_exposition
+from sync.service.metrics import ServiceMetrics
 from sync.service.scheduler import ScheduleOptions, ServiceScheduler
 from sync.service.web import WebApp
 from sync.settings import Settings
@@ -37,6 +38,20 @@ from tests.support import PREPAID
 T = TypeVar("T")
 
 TOKEN = "status-token-0123456789abcdef"
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def scrape(text: str) -> dict[tuple[str, Labels], Decimal]:
+    """The samples of a `/metrics` answer, read by prometheus_client's own parser, as
+    {(name, labels sorted by name): value}. The format carries floats; each becomes the
+    Decimal of its shortest repr, so 950.0 compares equal to Decimal("950.00")."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): Decimal(repr(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
 
 HEADER = "id,updated_at,date,start,end,hours,user,client,project,task,tags,billable,description\n"
 FIRST_EXPORT = HEADER + (
@@ -141,7 +156,7 @@ class Story:
     def balances(self) -> dict[str, str]:
         with self.app.ledger.read() as conn:
             return {
-                f"{r['customer']}/{r['budget']}": r["balance"]
+                f"{r.customer}/{r.budget}": str(r.balance)
                 for r in balance_rows(conn, self.settings)
             }
 
@@ -238,8 +253,8 @@ class Serve:
         except OSError:
             return False
 
-    def metrics(self) -> Mapping[tuple[str, tuple[tuple[str, str], ...]], str]:
-        return parse_exposition(self.request("/metrics").text)
+    def metrics(self) -> Mapping[tuple[str, Labels], Decimal]:
+        return scrape(self.request("/metrics").text)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

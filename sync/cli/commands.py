@@ -18,15 +18,30 @@ from decimal import Decimal
 from typing import Any
 
 from sync.app import App, SyncOutcome
-from sync.books import Decided, TopUpRecorded, budget_unit, decide, ensure_books, topup
+from sync.books import Decided, TopUpRecorded, decide, ensure_books, topup
+from sync.cli.output import (
+    LEDGER_FIELDS,
+    balance_json,
+    entry_json,
+    invalid_json,
+    ledger_json,
+)
 from sync.config.values import Invalid, as_amount
 from sync.model import EntryStatus, format_amount, minor_digits, parse_decimal, to_minor
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
+from sync.rules import budget_unit
 from sync.settings import Budget, Customer, Settings
 from sync.shortfall import setting_warnings
 from sync.tax import tax_warnings
-from sync.views.reports import balance_rows, entry_rows, ledger_rows
+from sync.views.reports import (
+    EntryRow,
+    RefillSummary,
+    balance_rows,
+    entry_rows,
+    invalid_rows,
+    ledger_rows,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -216,19 +231,19 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
     with app.ledger.read() as conn:
         rows = balance_rows(conn, settings, args.customer)
     if args.format == "json":
-        _out(json.dumps(rows, indent=2))
+        _out(json.dumps([balance_json(r) for r in rows], indent=2))
         return EXIT_OK
     table = [
         [
-            r["customer"],
-            r["budget"],
-            _unit_label(r),
-            r["balance"],
-            r["opening"],
-            r["credited"],
-            r["debited"],
-            r["pending"],
-            _refill_cell(r["open_refill"]),
+            r.customer,
+            r.budget,
+            r.unit_label,
+            r.balance,
+            r.opening,
+            r.credited,
+            r.debited,
+            r.pending,
+            _refill_cell(r.open_refill),
         ]
         for r in rows
     ]
@@ -247,21 +262,17 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
         table,
     )
     for r in rows:
-        refill = r["open_refill"]
-        if refill and refill.get("error"):
-            _out(f"refill {refill['id']} {refill['status']}: {refill['error']}")
+        refill = r.open_refill
+        if refill and refill.error:
+            _out(f"refill {refill.id} {refill.status}: {refill.error}")
     return EXIT_OK
 
 
-def _refill_cell(refill: dict[str, Any] | None) -> str:
+def _refill_cell(refill: RefillSummary | None) -> str:
     if refill is None:
         return ""
-    paid = f" ({refill['amount_paid']} paid)" if refill["partly_paid"] else ""
-    return f"{refill['id']} {refill['status']} {refill['amount']}{paid}"
-
-
-def _unit_label(row: dict[str, Any]) -> str:
-    return "hours" if row["unit"] == "hours" else str(row["currency"])
+    paid = f" ({refill.amount_paid} paid)" if refill.partly_paid else ""
+    return f"{refill.id} {refill.status} {refill.amount}{paid}"
 
 
 def cmd_entries(args: argparse.Namespace, settings: Settings) -> int:
@@ -270,31 +281,31 @@ def cmd_entries(args: argparse.Namespace, settings: Settings) -> int:
     app = App(settings)
     app.prepare()
     with app.ledger.read() as conn:
-        rows = entry_rows(
-            conn,
-            customer_id=args.customer,
-            status=args.status,
-            source=args.source,
-            limit=args.limit,
-        )
+        if args.status == EntryStatus.INVALID:
+            invalid = invalid_rows(conn, source=args.source, limit=args.limit)
+            rows: list[EntryRow] = []
+        else:
+            invalid = []
+            rows = entry_rows(
+                conn,
+                customer_id=args.customer,
+                status=args.status,
+                source=args.source,
+                limit=args.limit,
+            )
     if args.format == "json":
-        _out(json.dumps(rows, indent=2, default=str))
+        items = [entry_json(r) for r in rows] + [invalid_json(r) for r in invalid]
+        _out(json.dumps(items, indent=2, default=str))
         return EXIT_OK
     _table(
         ["id", "date", "source", "customer", "budget", "status", "hours", "amount", "reason"],
         [
-            [
-                r["id"],
-                r["date"],
-                r["source"],
-                r["customer"],
-                r["budget"],
-                r["status"],
-                r["hours"],
-                r["amount"],
-                r["reason"] or "",
-            ]
+            [r.id, r.date, r.source, r.customer, r.budget, r.status, r.hours, r.amount, r.reason]
             for r in rows
+        ]
+        + [
+            [r.id, r.date, r.source, None, None, EntryStatus.INVALID, None, None, r.reason]
+            for r in invalid
         ],
     )
     return EXIT_OK
@@ -485,42 +496,26 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
     with app.ledger.read() as conn:
         rows = ledger_rows(conn, customer_id=args.customer)
     if args.format == "json":
-        _out(json.dumps(rows, indent=2))
+        _out(json.dumps([ledger_json(r) for r in rows], indent=2))
     elif args.format == "csv":
         buffer = io.StringIO()
-        fields = [
-            "id",
-            "recorded_at",
-            "work_date",
-            "customer",
-            "budget",
-            "kind",
-            "amount",
-            "unit",
-            "balance_after",
-            "reason",
-            "note",
-            "entry_id",
-            "refill_id",
-            "key",
-        ]
-        writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=LEDGER_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(ledger_json(r) for r in rows)
         sys.stdout.write(buffer.getvalue())
     else:
         _table(
             ["id", "recorded", "customer", "budget", "kind", "amount", "balance", "reason"],
             [
                 [
-                    r["id"],
-                    r["recorded_at"][:16].replace("T", " "),
-                    r["customer"],
-                    r["budget"],
-                    r["kind"],
-                    r["amount"],
-                    r["balance_after"],
-                    r["reason"],
+                    r.id,
+                    r.recorded_at.isoformat()[:16].replace("T", " "),
+                    r.customer,
+                    r.budget,
+                    r.kind,
+                    r.amount,
+                    r.balance_after,
+                    r.reason,
                 ]
                 for r in rows
             ],

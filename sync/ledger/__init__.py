@@ -6,6 +6,7 @@ from sync.ledger import schema
 from sync.ledger.database import (
     Ledger,
     StoreUnavailable,
+    balances,
     budget_balance,
     insert_postings,
     installation_id,
@@ -45,6 +46,7 @@ __all__ = [
     "Refill",
     "Retry",
     "StoreUnavailable",
+    "balances",
     "budget_balance",
     "get_refill",
     "insert_postings",

@@ -1,69 +1,93 @@
-"""`GET /metrics`: the Prometheus text format, written by hand (no client library needed).
+"""`GET /metrics` through `prometheus_client`, on a private registry per service instance.
 
 Two kinds of figures, kept apart on purpose. What the ledger knows (balances, sync runs by
-outcome, the last run's duration, open refills, entries by state) is read from the database
-at scrape time, so every replica reports the same truth and a restart loses nothing. What only
-this process saw (entries it fetched, postings it wrote, API errors by kind, ticks it ran or
-left to another replica, webhooks it answered) lives in `ServiceMetrics`, counters since start,
-which Prometheus sums across replicas and handles across restarts as it does any counter.
-Labels carry ids and units, never a secret (I7).
+outcome, the last run's duration, open refills, entries by state) is read by `LedgerCollector`
+from the database at scrape time, so every replica reports the same truth and a restart loses
+nothing. What only this process saw (entries it fetched, postings it wrote, API errors by
+kind, ticks it ran or left to another replica, webhooks it answered) lives in `ServiceMetrics`,
+`prometheus_client` counters since start, which Prometheus sums across replicas and handles
+across restarts as it does any counter. Labels carry ids and units, never a secret (I7).
+
+The exposition format carries float64 values: a balance becomes a float only here, on its way
+out, and is exact for any amount below 2**53 minor units.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import threading
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from sync.engine import RunSummary
-from sync.ledger import schema
-from sync.model import OPEN_REFILL_STATUSES, RefillStatus
+from sync.ledger import Ledger, StoreUnavailable
 from sync.settings import Settings
+from sync.views.figures import (
+    entries_by_state,
+    last_finished_runs,
+    open_refills_by_status,
+    runs_by_outcome,
+)
 from sync.views.reports import balance_rows
 
-Labels = tuple[tuple[str, str], ...]
 
-# name -> (type, help); the order here is the order of the exposition.
-_FAMILIES: dict[str, tuple[str, str]] = {
-    "prepaid_database_up": ("gauge", "1 when the database answers, else 0."),
-    "prepaid_balance": ("gauge", "Balance of each budget, in its unit (a currency or hours)."),
-    "prepaid_pending_review": ("gauge", "What entries waiting for review would deduct."),
-    "prepaid_refills_open": ("gauge", "Refills not yet paid or void, by status."),
-    "prepaid_entries": ("gauge", "Stored time entries by source and state."),
-    "prepaid_sync_runs_total": ("counter", "Sync runs recorded in the ledger, by outcome."),
-    "prepaid_sync_last_duration_seconds": ("gauge", "Duration of the last finished sync run."),
-    "prepaid_sync_last_finished_timestamp_seconds": (
-        "gauge",
-        "When the last sync run of a source finished (Unix time).",
+@dataclass(frozen=True, slots=True)
+class _CounterSpec:
+    """A process counter: its exposed name (with `_total`), help and label names."""
+
+    name: str
+    help: str
+    labels: tuple[str, ...]
+
+
+# The order here is the order of the exposition; label names sorted, as they always were.
+_COUNTERS = (
+    _CounterSpec("prepaid_entries_fetched_total", "Entries fetched by this process.", ("source",)),
+    _CounterSpec(
+        "prepaid_postings_written_total", "Ledger postings written by this process.", ("source",)
     ),
-    "prepaid_entries_fetched_total": ("counter", "Entries fetched by this process."),
-    "prepaid_postings_written_total": ("counter", "Ledger postings written by this process."),
-    "prepaid_api_errors_total": ("counter", "Errors from trackers and sinks, by kind."),
-    "prepaid_ticks_total": (
-        "counter",
+    _CounterSpec(
+        "prepaid_api_errors_total",
+        "Errors from trackers and sinks, by kind.",
+        ("connector", "kind"),
+    ),
+    _CounterSpec(
+        "prepaid_ticks_total",
         "Scheduled ticks by result: ran, skipped (another replica took it), busy, failed.",
+        ("job", "result"),
     ),
-    "prepaid_webhooks_total": ("counter", "Webhook deliveries answered, by result."),
-}
+    _CounterSpec(
+        "prepaid_webhooks_total", "Webhook deliveries answered, by result.", ("result", "sink")
+    ),
+)
 
 
-class ServiceMetrics:
-    """Counters of what this process did since it started; safe to bump from any thread."""
+class ServiceMetrics(Collector):
+    """Counters of what this process did since it started; safe to bump from any thread.
+
+    A collector itself, so the web app's registry can serve them next to the ledger's
+    figures; the counters live in a registry of their own, never the global one.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: dict[tuple[str, Labels], int] = {}
+        self._registry = CollectorRegistry()
+        self._counters = {
+            spec.name: Counter(
+                spec.name.removesuffix("_total"),
+                spec.help,
+                spec.labels,
+                registry=self._registry,
+            )
+            for spec in _COUNTERS
+        }
 
     def add(self, name: str, amount: int = 1, **labels: str) -> None:
-        """Add `amount` to the counter `name` with these labels."""
-        if name not in _FAMILIES:
+        """Add `amount` to the counter `name` (as exposed, `..._total`) with these labels."""
+        if name not in self._counters:
             raise KeyError(f"unknown metric {name}")
-        key = (name, tuple(sorted(labels.items())))
-        with self._lock:
-            self._values[key] = self._values.get(key, 0) + amount
+        self._counters[name].labels(**labels).inc(amount)
 
     def record_run(self, summary: RunSummary) -> None:
         """What one sync run fetched and posted."""
@@ -76,158 +100,102 @@ class ServiceMetrics:
 
     def value(self, name: str, **labels: str) -> int:
         """One counter's current value (0 when never bumped)."""
-        with self._lock:
-            return self._values.get((name, tuple(sorted(labels.items()))), 0)
+        found = self._registry.get_sample_value(name, labels)
+        return 0 if found is None else int(found)
 
-    def samples(self) -> list[tuple[str, Labels, int]]:
-        """Every counter, sorted for a stable exposition."""
-        with self._lock:
-            return sorted((name, labels, value) for (name, labels), value in self._values.items())
-
-
-def render_metrics(
-    conn: Connection | None, settings: Settings, counters: ServiceMetrics | None
-) -> str:
-    """The whole exposition. `conn` is None when the database is unreachable: the in-process
-    counters and `prepaid_database_up 0` are still served, so the alert says why."""
-    samples: list[tuple[str, Labels, Decimal | int]] = [
-        ("prepaid_database_up", (), 0 if conn is None else 1)
-    ]
-    if conn is not None:
-        samples.extend(_ledger_samples(conn, settings))
-    if counters is not None:
-        samples.extend(counters.samples())
-    return exposition(samples)
+    def collect(self) -> Iterable[Metric]:
+        """Every counter family, for the registry that serves `/metrics`. A counter also
+        carries a `_created` series; it is left out here (rather than switched off for the
+        whole process), so the exposed names stay exactly the documented ones."""
+        for family in self._registry.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
 
 
-def exposition(samples: Iterable[tuple[str, Labels, Decimal | int]]) -> str:
-    """Group samples by family (in `_FAMILIES` order) with their HELP and TYPE lines."""
-    by_family: dict[str, list[str]] = {}
-    for name, labels, value in samples:
-        by_family.setdefault(name, []).append(f"{name}{_labels(labels)} {_number(value)}")
-    lines: list[str] = []
-    for name, (kind, text) in _FAMILIES.items():
-        if name not in by_family:
-            continue
-        lines.append(f"# HELP {name} {text}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.extend(by_family[name])
-    return "\n".join(lines) + "\n"
+class LedgerCollector(Collector):
+    """The ledger's figures, read when Prometheus scrapes. When the database does not answer,
+    only `prepaid_database_up 0` is reported (next to the process counters), so the alert
+    says why."""
 
+    def __init__(self, ledger: Ledger, settings: Settings) -> None:
+        self.ledger = ledger
+        self.settings = settings
 
-def _ledger_samples(
-    conn: Connection, settings: Settings
-) -> Iterable[tuple[str, Labels, Decimal | int]]:
-    for row in balance_rows(conn, settings):
-        labels: Labels = (
-            ("customer", row["customer"]),
-            ("budget", row["budget"]),
-            ("unit", "hours" if row["unit"] == "hours" else row["currency"]),
+    def collect(self) -> Iterable[Metric]:
+        """Read everything in one snapshot, then hand the families over."""
+        up = GaugeMetricFamily("prepaid_database_up", "1 when the database answers, else 0.")
+        try:
+            families = self._read()
+        except StoreUnavailable:
+            up.add_metric([], 0)
+            return [up]
+        up.add_metric([], 1)
+        return [up, *families]
+
+    def _read(self) -> list[Metric]:
+        balance = _gauge(
+            "prepaid_balance",
+            "Balance of each budget, in its unit (a currency or hours).",
+            ("customer", "budget", "unit"),
         )
-        yield "prepaid_balance", labels, Decimal(row["balance"])
-        yield "prepaid_pending_review", labels, Decimal(row["pending"])
-    refills = schema.refills
-    open_counts = dict.fromkeys((s for s in RefillStatus if s in OPEN_REFILL_STATUSES), 0)
-    stmt = (
-        select(refills.c.status, func.count())
-        .where(refills.c.status.in_(sorted(OPEN_REFILL_STATUSES)))
-        .group_by(refills.c.status)
-    )
-    for status, count in conn.execute(stmt):
-        open_counts[status] = int(count)
-    for status, count in open_counts.items():
-        yield "prepaid_refills_open", (("status", status),), count
-    entries = schema.entries
-    stmt = (
-        select(entries.c.source, entries.c.status, entries.c.deleted, func.count())
-        .group_by(entries.c.source, entries.c.status, entries.c.deleted)
-        .order_by(entries.c.source, entries.c.status)
-    )
-    by_state: dict[tuple[str, str], int] = {}
-    for source, status, deleted, count in conn.execute(stmt):
-        key = (source, "deleted" if deleted else status)
-        by_state[key] = by_state.get(key, 0) + int(count)
-    for (source, status), count in sorted(by_state.items()):
-        yield "prepaid_entries", (("source", source), ("status", status)), count
-    yield from _run_samples(conn)
+        pending = _gauge(
+            "prepaid_pending_review",
+            "What entries waiting for review would deduct.",
+            ("customer", "budget", "unit"),
+        )
+        refills = _gauge(
+            "prepaid_refills_open", "Refills not yet paid or void, by status.", ("status",)
+        )
+        entries = _gauge(
+            "prepaid_entries", "Stored time entries by source and state.", ("source", "status")
+        )
+        runs = CounterMetricFamily(
+            "prepaid_sync_runs",
+            "Sync runs recorded in the ledger, by outcome.",
+            labels=("source", "outcome"),
+        )
+        duration = _gauge(
+            "prepaid_sync_last_duration_seconds",
+            "Duration of the last finished sync run.",
+            ("source",),
+        )
+        finished = _gauge(
+            "prepaid_sync_last_finished_timestamp_seconds",
+            "When the last sync run of a source finished (Unix time).",
+            ("source",),
+        )
+        with self.ledger.read() as conn:
+            for row in balance_rows(conn, self.settings):
+                labels = [row.customer, row.budget, row.unit_label]
+                balance.add_metric(labels, float(row.balance))
+                pending.add_metric(labels, float(row.pending))
+            _add_all(refills, open_refills_by_status(conn))
+            _add_all(entries, entries_by_state(conn))
+            _add_all(runs, runs_by_outcome(conn))
+            for run in last_finished_runs(conn):
+                duration.add_metric([run.source], run.duration.total_seconds())
+                finished.add_metric([run.source], run.finished_at.timestamp())
+        return [balance, pending, refills, entries, runs, duration, finished]
 
 
-def _run_samples(conn: Connection) -> Iterable[tuple[str, Labels, Decimal | int]]:
-    runs = schema.sync_runs
-    stmt = (
-        select(runs.c.source, runs.c.outcome, func.count())
-        .where(runs.c.outcome != "running")
-        .group_by(runs.c.source, runs.c.outcome)
-        .order_by(runs.c.source, runs.c.outcome)
-    )
-    for source, outcome, count in conn.execute(stmt):
-        yield "prepaid_sync_runs_total", (("source", source), ("outcome", outcome)), int(count)
-    latest = (
-        select(runs.c.source, func.max(runs.c.id).label("id"))
-        .where(runs.c.finished_at.is_not(None))
-        .group_by(runs.c.source)
-        .subquery()
-    )
-    stmt2 = (
-        select(runs.c.source, runs.c.started_at, runs.c.finished_at)
-        .join(latest, runs.c.id == latest.c.id)
-        .order_by(runs.c.source)
-    )
-    for source, started, finished in conn.execute(stmt2):
-        labels: Labels = (("source", source),)
-        yield "prepaid_sync_last_duration_seconds", labels, _seconds(finished - started)
-        yield "prepaid_sync_last_finished_timestamp_seconds", labels, _epoch(finished)
+def service_registry(
+    ledger: Ledger, settings: Settings, counters: ServiceMetrics | None
+) -> CollectorRegistry:
+    """The registry one web app serves: the ledger's figures, then this process's counters."""
+    registry = CollectorRegistry()
+    registry.register(LedgerCollector(ledger, settings))
+    if counters is not None:
+        registry.register(counters)
+    return registry
 
 
-def _seconds(delta: dt.timedelta) -> Decimal:
-    """Exact seconds of a duration (microsecond resolution), never a float."""
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return Decimal(micros).scaleb(-6).normalize() if micros else Decimal(0)
+def _gauge(name: str, text: str, labels: tuple[str, ...]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, text, labels=labels)
 
 
-def _epoch(moment: dt.datetime) -> Decimal:
-    return _seconds(moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
-
-
-def _labels(labels: Labels) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{key}="{_escape(value)}"' for key, value in labels)
-    return "{" + inner + "}"
-
-
-def _escape(value: str) -> str:
-    """Label values escape backslash, double quote and newline (the text format's rule)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: Decimal | int) -> str:
-    return format(value, "f") if isinstance(value, Decimal) else str(value)
-
-
-def parse_exposition(text: str) -> Mapping[tuple[str, Labels], str]:
-    """Samples of an exposition as {(name, labels): value text}: for tests and scripts that
-    read `/metrics` without a Prometheus client."""
-    found: dict[tuple[str, Labels], str] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        head, _, value = line.rpartition(" ")
-        name, _, rest = head.partition("{")
-        labels: list[tuple[str, str]] = []
-        rest = rest.removesuffix("}")
-        while rest:
-            key, _, rest = rest.partition('="')
-            chars: list[str] = []
-            i = 0
-            while rest[i] != '"':
-                if rest[i] == "\\":
-                    i += 1
-                    chars.append({"n": "\n"}.get(rest[i], rest[i]))
-                else:
-                    chars.append(rest[i])
-                i += 1
-            labels.append((key, "".join(chars)))
-            rest = rest[i + 1 :].removeprefix(",")
-        found[(name, tuple(labels))] = value
-    return found
+def _add_all(
+    family: GaugeMetricFamily | CounterMetricFamily,
+    counts: Mapping[str, int] | Mapping[tuple[str, str], int],
+) -> None:
+    for key, count in counts.items():
+        family.add_metric([key] if isinstance(key, str) else list(key), count)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -37,7 +38,7 @@ from sync.ledger.database import StoreUnavailable, utcnow
 from sync.model import EntryStatus
 from sync.ports import ConnectorError, WebhookRejected
 from sync.refill import RefillService
-from sync.service.metrics import ServiceMetrics, render_metrics
+from sync.service.metrics import ServiceMetrics, service_registry
 from sync.views.statement import build_statement, load_rows
 from sync.views.statement_formats import render
 from sync.views.status_page import load_status, render_status
@@ -104,6 +105,7 @@ class WebApp:
         self.app = app
         self.settings = app.settings
         self.metrics = metrics
+        self.registry = service_registry(app.ledger, app.settings, metrics)
         self._refills = refills or app.refills
         self.clock = clock
         secret = app.settings.server.status_token
@@ -154,13 +156,9 @@ class WebApp:
         return _json(503, {"status": "unavailable", "reason": "database unreachable"})
 
     def on_metrics(self, request: Request) -> Response:
-        """The Prometheus text exposition."""
-        try:
-            with self.app.ledger.read() as conn:
-                text = render_metrics(conn, self.settings, self.metrics)
-        except StoreUnavailable:
-            text = render_metrics(None, self.settings, self.metrics)
-        return Response(text, 200, content_type="text/plain; version=0.0.4; charset=utf-8")
+        """The Prometheus text exposition: the ledger's figures read now, this process's
+        counters."""
+        return Response(generate_latest(self.registry), 200, content_type=CONTENT_TYPE_LATEST)
 
     # --- webhooks ---------------------------------------------------------------------------
 

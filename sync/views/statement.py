@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
-from sync.books import budget_unit
 from sync.ledger import schema
 from sync.model import HOUR_UNIT, PostingKind, format_amount, to_minor
+from sync.rules import budget_unit
 from sync.settings import Customer
 
 

@@ -12,18 +12,27 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from sync.model import EntryStatus
+from sync.model import HOUR_UNIT, EntryStatus, RefillStatus, RunOutcome, to_minor
+from sync.rules import budget_unit
 from sync.settings import Settings, SourceSettings
+from sync.views.chart import BalancePoint, balance_chart_svg
 from sync.views.page_layout import cell, layout, table
-from sync.views.reports import balance_rows, entry_rows, last_runs, refill_rows
-from sync.views.statement import build_statement, load_rows
-from sync.views.statement_formats import chart_for
+from sync.views.reports import (
+    BalanceRow,
+    EntryRow,
+    LastRun,
+    RefillSummary,
+    balance_points,
+    balance_rows,
+    entry_rows,
+    last_runs,
+    refill_rows,
+)
 
 BURN_DOWN_DAYS = 90
 PENDING_LIMIT = 200
@@ -35,41 +44,50 @@ class StatusData:
 
     generated_at: dt.datetime
     timezone: str
-    balances: Sequence[Mapping[str, Any]]
+    balances: Sequence[BalanceRow]
     charts: Mapping[tuple[str, str], str]
     sources: Sequence[SourceSettings]
-    runs: Mapping[str, Mapping[str, Any]]
-    pending: Sequence[Mapping[str, Any]]
-    refills: Sequence[Mapping[str, Any]]
+    runs: Mapping[str, LastRun]
+    pending: Sequence[EntryRow]
+    refills: Sequence[RefillSummary]
 
 
 def load_status(conn: Connection, settings: Settings, now: dt.datetime) -> StatusData:
     """Read everything the page needs; charts cover the last `BURN_DOWN_DAYS` days."""
-    tz = ZoneInfo(settings.timezone)
-    start = now.astimezone(tz).date() - dt.timedelta(days=BURN_DOWN_DAYS)
-    since = dt.datetime.combine(start, dt.time(), tzinfo=tz)
-    charts: dict[tuple[str, str], str] = {}
-    for customer in settings.customers:
-        statement = build_statement(
-            customer,
-            load_rows(conn, customer.id, since=since),
-            start=start,
-            end=None,
-            timezone=settings.timezone,
-            generated_at=now,
-        )
-        for budget in statement.budgets:
-            charts[(customer.id, budget.budget)] = chart_for(budget, statement, tz)
     return StatusData(
         generated_at=now,
         timezone=settings.timezone,
         balances=balance_rows(conn, settings),
-        charts=charts,
+        charts=_charts(conn, settings, now),
         sources=settings.sources,
         runs=last_runs(conn),
         pending=entry_rows(conn, status=EntryStatus.PENDING, limit=PENDING_LIMIT),
         refills=refill_rows(conn, open_only=True),
     )
+
+
+def _charts(conn: Connection, settings: Settings, now: dt.datetime) -> dict[tuple[str, str], str]:
+    """Every configured budget's burn-down as SVG, from one query for all of them."""
+    tz = ZoneInfo(settings.timezone)
+    start = now.astimezone(tz).date() - dt.timedelta(days=BURN_DOWN_DAYS)
+    since = dt.datetime.combine(start, dt.time(), tzinfo=tz)
+    history = balance_points(conn, since)
+    charts: dict[tuple[str, str], str] = {}
+    for customer in settings.customers:
+        for budget in customer.budgets:
+            unit = budget_unit(customer, budget)
+            points = history.get((customer.id, budget.id, unit), [BalancePoint(since, 0)])
+            threshold = None if budget.refill is None else to_minor(budget.refill.below, unit)
+            charts[(customer.id, budget.id)] = balance_chart_svg(
+                points,
+                unit=unit,
+                unit_label="h" if unit == HOUR_UNIT else unit,
+                title=f"{customer.name} {budget.id}: balance over time",
+                end=max(now, points[-1].at),
+                tz=tz,
+                threshold_minor=threshold,
+            )
+    return charts
 
 
 def render_status(data: StatusData, *, csrf: str, notice: str | None = None) -> str:
@@ -92,17 +110,17 @@ def render_status(data: StatusData, *, csrf: str, notice: str | None = None) -> 
 def _balances(data: StatusData) -> str:
     rows = []
     for r in data.balances:
-        unit = "h" if r["unit"] == "hours" else r["currency"]
-        refill = r["open_refill"]
-        refill_text = "" if refill is None else f"{refill['status']} {refill['amount']}"
-        statement = f"/statements/{quote(r['customer'], safe='')}"
+        unit = "h" if r.unit == "hours" else r.currency
+        refill = r.open_refill
+        refill_text = "" if refill is None else f"{refill.status} {refill.amount}"
+        statement = f"/statements/{quote(r.customer, safe='')}"
         rows.append(
             "<tr>"
-            + cell(r["customer_name"])
-            + cell(r["budget"])
-            + cell(f"{r['balance']} {unit}", num=True)
-            + cell(f"{r['pending']} {unit}", num=True)
-            + cell(None if r["below"] is None else f"{r['below']} {unit}", num=True)
+            + cell(r.customer_name)
+            + cell(r.budget)
+            + cell(f"{r.balance} {unit}", num=True)
+            + cell(f"{r.pending} {unit}", num=True)
+            + cell(None if r.below is None else f"{r.below} {unit}", num=True)
             + cell(refill_text)
             + f'<td><a href="{escape(statement)}">statement</a></td>'
             + "</tr>"
@@ -133,22 +151,22 @@ def _sources(data: StatusData, tz: ZoneInfo) -> str:
                 + '<td class="muted">never</td><td></td><td></td><td></td></tr>'
             )
             continue
-        outcome = str(run["outcome"])
-        css = "ok" if outcome == "ok" else "bad" if outcome == "failed" else ""
-        counts = run["counts"]
+        outcome = run.outcome
+        css = "ok" if outcome == RunOutcome.OK else "bad" if outcome == RunOutcome.FAILED else ""
+        counts = run.counts
         summary = ", ".join(
             f"{k} {counts[k]}" for k in ("fetched", "new", "changed", "deleted") if k in counts
         )
-        finished = run["finished_at"] or run["started_at"]
+        finished = run.finished_at or run.started_at
         rows.append(
             "<tr>"
             + cell(source.name)
             + cell(source.type)
             + cell(source.schedule)
-            + cell(_local(dt.datetime.fromisoformat(finished), tz))
+            + cell(_local(finished, tz))
             + f'<td class="{css}">{escape(outcome)}</td>'
             + cell(summary)
-            + cell(run["error"])
+            + cell(run.error)
             + "</tr>"
         )
     headers = ["Source", "Type", "Schedule", "Last run", "Outcome", "Counts", "Error"]
@@ -164,23 +182,23 @@ def _pending(data: StatusData, csrf: str) -> str:
     token = f'<input type="hidden" name="csrf" value="{escape(csrf)}">'
     rows = []
     for r in data.pending:
-        entry_id = int(r["id"])
+        entry_id = r.id
         buttons = (
             f'<form class="inline" method="post" action="/entries/{entry_id}/approve">{token}'
             '<button class="approve" type="submit">Approve</button></form> '
             f'<form class="inline" method="post" action="/entries/{entry_id}/exclude">{token}'
             '<button class="exclude" type="submit">Exclude</button></form>'
         )
-        task = " / ".join(str(x) for x in (r["project"], r["task"]) if x)
+        task = " / ".join(x for x in (r.project, r.task) if x)
         rows.append(
             f'<tr id="entry-{entry_id}">'
-            + cell(r["date"])
-            + cell(f"{r['customer']} / {r['budget']}")
-            + cell(r["user"])
+            + cell(r.date)
+            + cell(f"{r.customer} / {r.budget}")
+            + cell(r.user)
             + cell(task)
-            + cell(r["description"])
-            + cell(r["hours"], num=True)
-            + cell(r["amount"], num=True)
+            + cell(r.description)
+            + cell(r.hours, num=True)
+            + cell(r.amount, num=True)
             + f"<td>{buttons}</td></tr>"
         )
     headers = ["Date", "Budget", "Person", "Task", "Description", "Hours", "Amount", ""]
@@ -206,16 +224,16 @@ def _refills(data: StatusData, tz: ZoneInfo) -> str:
         )
     rows = []
     for r in data.refills:
-        css = "bad" if r["status"] == "failed" else ""
+        css = "bad" if r.status == RefillStatus.FAILED else ""
         rows.append(
             "<tr>"
-            + cell(r["id"])
-            + cell(f"{r['customer']} / {r['budget']}")
-            + cell(r["amount"], num=True)
-            + f'<td class="{css}">{escape(str(r["status"]))}</td>'
-            + cell(r["invoice"])
-            + cell(_local(dt.datetime.fromisoformat(r["created_at"]), tz))
-            + cell(r["error"] or r["payment_error"])
+            + cell(r.id)
+            + cell(f"{r.customer} / {r.budget}")
+            + cell(r.amount, num=True)
+            + f'<td class="{css}">{escape(str(r.status))}</td>'
+            + cell(r.invoice)
+            + cell(_local(r.created_at, tz))
+            + cell(r.error or r.payment_error)
             + "</tr>"
         )
     headers = ["Refill", "Budget", "Amount", "Status", "Invoice", "Raised", "Problem"]

@@ -8,6 +8,7 @@ import json
 import signal
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from tests.support import run_prepaid
 pytestmark = pytest.mark.slow
 
 WHSEC = "whsec_serve_test_0123456789"
-ACME = (("customer", "acme"), ("budget", "retainer"), ("unit", "EUR"))
+ACME = (("budget", "retainer"), ("customer", "acme"), ("unit", "EUR"))
 
 
 @pytest.fixture
@@ -60,7 +61,8 @@ def test_serve_syncs_takes_webhooks_and_stops_cleanly(
 
         # the start-up sync charges 2 h + 3 h and raises one refill invoice in Stripe
         wait_for(
-            "the first sync", lambda: serve.metrics().get(("prepaid_balance", ACME)) == "500.00"
+            "the first sync",
+            lambda: serve.metrics().get(("prepaid_balance", ACME)) == Decimal("500.00"),
         )
         wait_for("the refill invoice", lambda: stripe.invoice_count("acme-retainer-1") == 1)
         (invoice,) = stripe.invoices_for_refill("acme-retainer-1")
@@ -69,7 +71,7 @@ def test_serve_syncs_takes_webhooks_and_stops_cleanly(
         (tmp_path / "entries.csv").write_text(SECOND_EXPORT)
         wait_for(
             "the scheduled re-sync",
-            lambda: serve.metrics().get(("prepaid_balance", ACME)) == "700.00",
+            lambda: serve.metrics().get(("prepaid_balance", ACME)) == Decimal("700.00"),
         )
 
         # the client pays; Stripe says so by webhook
@@ -96,8 +98,9 @@ def test_serve_syncs_takes_webhooks_and_stops_cleanly(
             )
             for result in ("applied", "duplicate", "rejected")
         }
-        assert webhooks == {"applied": "1", "duplicate": "1", "rejected": "1"}
-        assert metrics[("prepaid_balance", ACME)] == "1700.00"  # 700.00 + one credit of 1000.00
+        assert webhooks == {"applied": 1, "duplicate": 1, "rejected": 1}
+        # 700.00 + one credit of 1000.00
+        assert metrics[("prepaid_balance", ACME)] == Decimal("1700.00")
         assert stripe.invoice_count("acme-retainer-1") == 1
         ledger = json.loads(run_prepaid(config, "ledger", "--format", "json").stdout)
         credits = [p for p in ledger if p["kind"] == "refill_credit"]

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sync.books import ensure_books
 from sync.engine import SyncEngine
 from sync.ledger.database import Ledger, balances, schema
-from sync.model import format_amount
+from sync.model import from_minor
 from sync.rules import Pricer
 from sync.settings import Rounding
 from sync.views.reports import balance_rows
@@ -100,5 +100,5 @@ def test_ledger_equals_recomputation(ops: list[tuple[object, ...]]) -> None:
             shown = balance_rows(conn, config)[0]
         assert {k: v for k, v in debits.items() if v} == {k: v for k, v in expected.items() if v}
         assert parts.balance == all_postings == 50000 - sum(expected.values())
-        assert shown["balance"] == format_amount(parts.balance, "EUR")
+        assert shown.balance == from_minor(parts.balance, "EUR")
         ledger.dispose()

@@ -45,7 +45,7 @@ def source() -> ScriptedSource:
 
 def balance(app: App) -> str:
     with app.ledger.read() as conn:
-        return str(balance_rows(conn, app.settings)[0]["balance"])
+        return str(balance_rows(conn, app.settings)[0].balance)
 
 
 def test_a_tick_syncs_and_counts(db_url: str, source: ScriptedSource) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select
 from werkzeug.test import Client
 
@@ -23,10 +24,10 @@ from sync.app import App
 from sync.ledger import schema
 from sync.ports import TemporaryFailure, WebhookEvent, WebhookRejected
 from sync.refill import RefillService
-from sync.service.metrics import ServiceMetrics, parse_exposition
+from sync.service.metrics import ServiceMetrics
 from sync.service.web import COOKIE, WEBHOOK_LIMIT, WebApp
 from sync.views.reports import balance_rows, entry_rows
-from tests.service_story import TOKEN, Story, seed
+from tests.service_story import TOKEN, Story, scrape, seed
 from tests.support import (
     PREPAID,
     ROOT,
@@ -66,35 +67,53 @@ def test_healthz_when_the_database_is_gone(tmp_path: Path) -> None:
     assert response.json["status"] == "unavailable"
 
 
+def test_metrics_when_the_database_is_gone(tmp_path: Path) -> None:
+    """The process's counters are still served, next to `prepaid_database_up 0`."""
+    settings = settings_for(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}", money_customer())
+    metrics = ServiceMetrics()
+    metrics.add("prepaid_ticks_total", job="source:tracker", result="failed")
+    response = Client(WebApp(App(settings), metrics=metrics)).get("/metrics")
+    assert response.status_code == 200
+    assert scrape(response.get_data(as_text=True)) == {
+        ("prepaid_database_up", ()): 0,
+        ("prepaid_ticks_total", (("job", "source:tracker"), ("result", "failed"))): 1,
+    }
+
+
 def test_metrics_exact_values(story: Story) -> None:
     response = story.client().get("/metrics")
     assert response.status_code == 200
-    assert response.content_type == "text/plain; version=0.0.4; charset=utf-8"
+    assert response.content_type == CONTENT_TYPE_LATEST
     text = response.get_data(as_text=True)
-    samples = parse_exposition(text)
-    acme = (("customer", "acme"), ("budget", "retainer"), ("unit", "EUR"))
-    globex = (("customer", "globex"), ("budget", "support"), ("unit", "hours"))
+    samples = scrape(text)
+    acme = (("budget", "retainer"), ("customer", "acme"), ("unit", "EUR"))
+    globex = (("budget", "support"), ("customer", "globex"), ("unit", "hours"))
     exports = (("source", "exports"),)
     expected = {
-        ("prepaid_database_up", ()): "1",
-        ("prepaid_balance", acme): "950.00",
-        ("prepaid_balance", globex): "10.00",
-        ("prepaid_pending_review", acme): "0.00",
-        ("prepaid_pending_review", globex): "1.50",
-        ("prepaid_refills_open", (("status", "intent"),)): "0",
-        ("prepaid_refills_open", (("status", "issued"),)): "0",
-        ("prepaid_refills_open", (("status", "failed"),)): "0",
-        ("prepaid_entries", (*exports, ("status", "deducted"))): "2",
-        ("prepaid_entries", (*exports, ("status", "pending"))): "1",
-        ("prepaid_sync_runs_total", (*exports, ("outcome", "ok"))): "2",
-        ("prepaid_entries_fetched_total", exports): "6",
-        ("prepaid_postings_written_total", exports): "3",
-        ("prepaid_ticks_total", (("job", "source:exports"), ("result", "ran"))): "2",
+        ("prepaid_database_up", ()): Decimal("1"),
+        ("prepaid_balance", acme): Decimal("950.00"),
+        ("prepaid_balance", globex): Decimal("10.00"),
+        ("prepaid_pending_review", acme): Decimal("0.00"),
+        ("prepaid_pending_review", globex): Decimal("1.50"),
+        ("prepaid_refills_open", (("status", "intent"),)): Decimal("0"),
+        ("prepaid_refills_open", (("status", "issued"),)): Decimal("0"),
+        ("prepaid_refills_open", (("status", "failed"),)): Decimal("0"),
+        ("prepaid_entries", (*exports, ("status", "deducted"))): Decimal("2"),
+        ("prepaid_entries", (*exports, ("status", "pending"))): Decimal("1"),
+        ("prepaid_sync_runs_total", (("outcome", "ok"), *exports)): Decimal("2"),
+        ("prepaid_entries_fetched_total", exports): Decimal("6"),
+        ("prepaid_postings_written_total", exports): Decimal("3"),
+        ("prepaid_ticks_total", (("job", "source:exports"), ("result", "ran"))): Decimal("2"),
     }
     assert {key: samples.get(key) for key in expected} == expected
+    # exactly the documented names: no `_created` twin of any counter
+    assert {name for name, _ in samples} == {name for name, _ in expected} | {
+        "prepaid_sync_last_duration_seconds",
+        "prepaid_sync_last_finished_timestamp_seconds",
+    }
     durations = [k for k in samples if k[0] == "prepaid_sync_last_duration_seconds"]
     assert durations == [("prepaid_sync_last_duration_seconds", exports)]
-    assert Decimal(samples[durations[0]]) >= 0
+    assert samples[durations[0]] >= 0
     # every family is announced once, before its samples
     for name in {key[0] for key in samples}:
         assert text.count(f"# TYPE {name} ") == 1
@@ -170,7 +189,7 @@ def test_webhook_paid_then_duplicate(tmp_path: Path) -> None:
     assert (later.status_code, later.json) == (200, {"outcome": "already paid"})
     with app.ledger.read() as conn:
         row = balance_rows(conn, app.settings)[0]
-    assert (row["balance"], row["credited"]) == ("1200.00", "1000.00")
+    assert (row.balance, row.credited) == (Decimal("1200.00"), Decimal("1000.00"))
     assert web.metrics is not None
     assert web.metrics.value("prepaid_webhooks_total", sink="files", result="applied") == 2
     assert web.metrics.value("prepaid_webhooks_total", sink="files", result="duplicate") == 1
@@ -186,7 +205,7 @@ def test_webhook_rejected_unknown_sink_and_oversized(tmp_path: Path) -> None:
     huge = client.post("/webhooks/files", data=b"x" * (WEBHOOK_LIMIT + 1))
     assert huge.status_code == 413
     with app.ledger.read() as conn:
-        assert balance_rows(conn, app.settings)[0]["credited"] == "0.00"
+        assert balance_rows(conn, app.settings)[0].credited == 0
 
 
 def test_webhook_answers_503_when_the_invoice_cannot_be_read(tmp_path: Path) -> None:
@@ -257,25 +276,23 @@ def test_approve_button_needs_the_form_token_and_changes_the_balance(story: Stor
     with story.app.ledger.read() as conn:
         (pending,) = entry_rows(conn, status="pending")
     html = client.get("/").get_data(as_text=True)
-    assert f'action="/entries/{pending["id"]}/approve"' in html
+    assert f'action="/entries/{pending.id}/approve"' in html
     assert story.web.csrf in html and story.web.csrf != TOKEN
 
-    forged = client.post(f"/entries/{pending['id']}/approve", data={"csrf": "guess"})
+    forged = client.post(f"/entries/{pending.id}/approve", data={"csrf": "guess"})
     assert forged.status_code == 403
-    missing = client.post(f"/entries/{pending['id']}/approve")
+    missing = client.post(f"/entries/{pending.id}/approve")
     assert missing.status_code == 403
-    anonymous = story.client().post(
-        f"/entries/{pending['id']}/approve", data={"csrf": story.web.csrf}
-    )
+    anonymous = story.client().post(f"/entries/{pending.id}/approve", data={"csrf": story.web.csrf})
     assert anonymous.status_code == 401
     assert story.balances()["globex/support"] == "10.00"
 
-    done = client.post(f"/entries/{pending['id']}/approve", data={"csrf": story.web.csrf})
+    done = client.post(f"/entries/{pending.id}/approve", data={"csrf": story.web.csrf})
     assert done.status_code == 303
-    assert done.headers["Location"] == f"/?decided={pending['id']}:deducted"
+    assert done.headers["Location"] == f"/?decided={pending.id}:deducted"
     assert story.balances()["globex/support"] == "8.50"
     after = client.get(done.headers["Location"]).get_data(as_text=True)
-    assert f"entry {pending['id']}: deducted" in after
+    assert f"entry {pending.id}: deducted" in after
     assert "nothing to review" in after
     assert client.post("/entries/999999/exclude", data={"csrf": story.web.csrf}).status_code == 404
 

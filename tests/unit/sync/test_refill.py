@@ -342,7 +342,7 @@ def test_partial_payment_is_shown_and_credited_when_paid_in_full(db_url: str) ->
     assert (report.credited, report.partial, balance(ledger)) == ([], False, 0)
     with ledger.read() as conn:
         [row] = refill_rows(conn, open_only=True)
-    assert (row["status"], row["amount_paid"], row["partly_paid"]) == ("issued", "400.00", True)
+    assert (row.status, row.amount_paid, row.partly_paid) == ("issued", Decimal("400.00"), True)
     sink.invoices["acme-retainer-1"] = replace(
         part, status=InvoiceStatus.PAID, amount_paid_minor=100000
     )
@@ -350,7 +350,7 @@ def test_partial_payment_is_shown_and_credited_when_paid_in_full(db_url: str) ->
     assert balance(ledger) == 100000
     with ledger.read() as conn:
         [row] = refill_rows(conn)
-    assert (row["status"], row["amount_paid"], row["partly_paid"]) == ("paid", "1000.00", False)
+    assert (row.status, row.amount_paid, row.partly_paid) == ("paid", Decimal("1000.00"), False)
 
 
 def test_partial_payment_on_a_voided_invoice_needs_the_operator(db_url: str) -> None:

@@ -1,0 +1,123 @@
+"""The read side's records and the status page's burn-down, on a real (SQLite) ledger."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import event, insert
+
+from sync.app import App
+from sync.ledger import schema
+from sync.model import PostingKind
+from sync.views.chart import BalancePoint
+from sync.views.reports import balance_points, balance_rows, ledger_rows
+from sync.views.statement import build_statement, load_rows
+from sync.views.statement_formats import chart_for
+from sync.views.status_page import BURN_DOWN_DAYS, load_status
+from tests.support import money_customer, settings_for
+
+UTC = dt.UTC
+NOW = dt.datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+TZ = "Europe/Brussels"
+
+
+def posting(key: str, customer: str, amount: int, at: dt.datetime) -> dict[str, Any]:
+    return {
+        "key": key,
+        "customer_id": customer,
+        "budget_id": "retainer",
+        "kind": PostingKind.TOPUP,
+        "amount_minor": amount,
+        "unit": "EUR",
+        "recorded_at": at,
+        "reason": key,
+    }
+
+
+def ledger_app(database: str) -> App:
+    """ACME and Globex (EUR 1000.00 openings, recorded now, so first in ledger order), then
+    postings over a year: some long before the burn-down window, one a microsecond before
+    its local-midnight start, one right at it."""
+    globex = dataclasses.replace(money_customer(), id="globex", name="Globex Ltd")
+    settings = dataclasses.replace(settings_for(database, money_customer(), globex), timezone=TZ)
+    app = App(settings)
+    app.prepare()
+    start = NOW.astimezone(ZoneInfo(TZ)).date() - dt.timedelta(days=BURN_DOWN_DAYS)
+    midnight = dt.datetime.combine(start, dt.time(), tzinfo=ZoneInfo(TZ))
+    with app.ledger.begin() as conn:
+        conn.execute(
+            insert(schema.postings),
+            [
+                posting("old-1", "acme", 1000, dt.datetime(2025, 12, 1, tzinfo=UTC)),
+                posting("old-2", "acme", -250, midnight - dt.timedelta(microseconds=1)),
+                posting("edge", "acme", 700, midnight),
+                posting("recent", "acme", -300, dt.datetime(2026, 11, 20, tzinfo=UTC)),
+                posting("g-old", "globex", 5000, dt.datetime(2026, 1, 1, tzinfo=UTC)),
+            ],
+        )
+    return app
+
+
+def test_records_hold_values_not_text(sqlite_url: str) -> None:
+    app = ledger_app(sqlite_url)
+    with app.ledger.read() as conn:
+        acme = balance_rows(conn, app.settings, "acme")[0]
+        last = ledger_rows(conn, customer_id="acme")[-1]
+    assert (acme.balance, acme.credited, acme.below) == (
+        Decimal("1011.50"),
+        Decimal("11.50"),
+        Decimal("300.00"),
+    )
+    assert (acme.unit_label, acme.open_refill) == ("EUR", None)
+    assert (last.amount, last.balance_after, last.recorded_at.tzinfo is not None) == (
+        Decimal("-3.00"),
+        Decimal("1011.50"),
+        True,
+    )
+
+
+def test_balance_points_carry_the_past_and_step_at_each_later_posting(db_url: str) -> None:
+    app = ledger_app(db_url)
+    since = dt.datetime(2026, 9, 6, tzinfo=ZoneInfo(TZ))
+    with app.ledger.read() as conn:
+        points = balance_points(conn, since)
+    acme = points[("acme", "retainer", "EUR")]
+    assert [p.balance_minor for p in acme] == [750, 100750, 101450, 101150]
+    assert acme[0] == BalancePoint(since, 750)
+    assert [p.balance_minor for p in points[("globex", "retainer", "EUR")]] == [5000, 105000]
+
+
+def test_status_charts_come_from_one_query_and_equal_the_statement_charts(db_url: str) -> None:
+    """The page used to build a statement per customer; one query must draw the same SVG."""
+    app = ledger_app(db_url)
+    tz = ZoneInfo(TZ)
+    start = NOW.astimezone(tz).date() - dt.timedelta(days=BURN_DOWN_DAYS)
+    since = dt.datetime.combine(start, dt.time(), tzinfo=tz)
+    with app.ledger.read() as conn:
+        data = load_status(conn, app.settings, NOW)
+        for customer in app.settings.customers:
+            statement = build_statement(
+                customer,
+                load_rows(conn, customer.id, since=since),
+                start=start,
+                end=None,
+                timezone=TZ,
+                generated_at=NOW,
+            )
+            expected = chart_for(statement.budgets[0], statement, tz)
+            assert data.charts[(customer.id, "retainer")] == expected
+        statements: list[str] = []
+
+        def record(*args: Any) -> None:
+            statements.append(str(args[2]))
+
+        event.listen(conn.engine, "before_cursor_execute", record)
+        try:
+            balance_points(conn, since)
+        finally:
+            event.remove(conn.engine, "before_cursor_execute", record)
+    assert len(statements) == 1
