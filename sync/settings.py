@@ -214,10 +214,18 @@ class ClockifySettings(SourceSettings):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CsvSettings(SourceSettings):
-    """A CSV export on disk: each file is a full snapshot of the dates it covers."""
+    """A CSV export on disk: each file is a full snapshot of the dates it covers.
+
+    `date_order`: how D/M/Y-like dates are read; `auto` reads only what the source's dates
+    prove (README, "CSV exports"). `max_hours`: longer entries are invalid, not charged.
+    `encoding`: the file's text encoding (Python codec name, e.g. cp1252).
+    """
 
     file: Path
     format: str = "generic"  # generic | harvest | toggl | clockify
+    date_order: str = "auto"  # auto | dmy | mdy | ymd
+    max_hours: Decimal = Decimal(24)
+    encoding: str = "utf-8"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,8 +12,14 @@ pass yields pages of up to `PAGE_SIZE` entries, every page marked as a snapshot 
 and the last one complete, so the engine can reverse entries whose rows vanished. A file with no
 valid row is never a snapshot (it would delete everything): its one page only reports the
 invalid rows. The cursor is the sha256 of the file's bytes, so an unchanged file costs one hash
-and no page. Both passes hash what they parse; a file that changes in between fails the run
+and no page, followed by the date order the source has proven ("<sha256> dmy"): the adapter
+keeps no other state, and `date_order: auto` must remember a proof across files.
+Both passes hash what they parse; a file that changes in between fails the run
 before the last page, the one that completes the snapshot and carries the cursor.
+
+Dates like 03/04/2026 are read in the source's `date_order`; in `auto`, the scan pass finds
+what the file's dates prove (a day above 12), and a file whose order stays open while one of its
+dates depends on it is refused whole, naming the setting: it is never guessed.
 
 The formats and cell syntax (dates, times, durations) are described in `csv_formats`. Files are
 UTF-8 (a BOM is fine), with any line ending, separated by `,`, `;` or tab (found from the
@@ -27,11 +33,12 @@ import hashlib
 import io
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from connectors.sources.csv_formats import (
+    DATE_ORDERS,
     FORMATS,
     BadRow,
     Dates,
@@ -180,15 +187,53 @@ class _Identities:
 
 @dataclass(frozen=True, slots=True)
 class _Scan:
-    """What the scan pass learned: the bytes' hash, the snapshot window, the date order, and
-    (for `check_connection` only) the row counts.
+    """What the scan pass learned: the bytes' hash, the snapshot window, the date order the
+    file is read in (None: every date it has is unambiguous), what its dates proved about that
+    order, and (for `check_connection` only) the row counts.
     """
 
     digest: str
     window: DateWindow | None
-    day_first: bool
+    order: str | None
     rows: int
     invalid: int
+    proven: str | None = None
+
+
+@dataclass(slots=True)
+class _Evidence:
+    """The first date, with its line, that proves each order or needs one: for messages."""
+
+    day_first: tuple[str, int] | None = None
+    month_first: tuple[str, int] | None = None
+    ambiguous: tuple[str, int] | None = None
+
+    def note(self, dates: Dates, line: int) -> None:
+        """Record what `dates` learned while reading the record on `line`."""
+        if self.day_first is None and dates.day_first_proof is not None:
+            self.day_first = (dates.day_first_proof, line)
+        if self.month_first is None and dates.month_first_proof is not None:
+            self.month_first = (dates.month_first_proof, line)
+        if self.ambiguous is None and dates.ambiguous is not None:
+            self.ambiguous = (dates.ambiguous, line)
+
+
+def split_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    """The stored cursor as (file digest, date order the source proved before).
+
+    The cursor is the file's sha256, followed by " dmy" or " mdy" once a file of the source
+    proved its date order: the adapter keeps no other state, and the engine stores the cursor
+    with the page that completes the file, so only an accepted file teaches an order.
+    """
+    if not cursor:
+        return None, None
+    digest, _, order = cursor.partition(" ")
+    return digest, (order if order in ("dmy", "mdy") else None)
+
+
+def join_cursor(digest: str, order: str | None) -> str:
+    """The cursor to store: the digest, and the proven date order when there is one."""
+    return digest if order is None else f"{digest} {order}"
 
 
 class CsvSource:
@@ -201,6 +246,12 @@ class CsvSource:
                 f"(one of {', '.join(FORMATS)})",
                 kind="config",
             )
+        if settings.date_order not in DATE_ORDERS:
+            raise ConnectorError(
+                f"{settings.yaml_path}.date_order: unknown date order {settings.date_order!r} "
+                f"(one of {', '.join(DATE_ORDERS)})",
+                kind="config",
+            )
         self._settings = settings
         self._format = FORMATS[settings.format]
 
@@ -210,7 +261,7 @@ class CsvSource:
 
     def check_connection(self) -> str:
         """Read the whole file once; say how many rows it has and how many are invalid."""
-        scan = self._scan(count_invalid=True)
+        scan = self._scan(count_invalid=True, remembered=None)
         invalid = f" ({scan.invalid} invalid)" if scan.invalid else ""
         return f"{self._settings.file}: {scan.rows} rows{invalid}, {self._format.name} format"
 
@@ -220,26 +271,69 @@ class CsvSource:
         `request.window` only forces a re-read: the file decides which dates it covers.
         """
         self._require_file()
-        unchanged = request.cursor is not None and request.cursor == self._digest()
+        digest, remembered = split_cursor(request.cursor)
+        unchanged = digest is not None and digest == self._digest()
         if unchanged and request.window is None:
             return
-        yield from self._pages(self._scan(count_invalid=False))
+        yield from self._pages(self._scan(count_invalid=False, remembered=remembered))
 
     # --- passes ---------------------------------------------------------------------------
 
-    def _scan(self, count_invalid: bool) -> _Scan:
-        scan, dates = self._scan_once(False, count_invalid)
-        if dates.day_first_seen and not dates.month_first_seen:
-            scan, _ = self._scan_once(True, count_invalid)
-        return scan
+    def _scan(self, count_invalid: bool, remembered: str | None) -> _Scan:
+        """Scan the file in the set order; in `auto`, in the order the source has proven (by
+        this file or an earlier one), or refuse the file when its dates leave it open.
+        """
+        setting = self._settings.date_order
+        order = setting if setting != "auto" else remembered
+        scan, evidence = self._scan_once(order, count_invalid)
+        if setting != "auto":
+            return scan
+        proven = self._proven_order(evidence, remembered)
+        if proven != order:
+            scan, _ = self._scan_once(proven, count_invalid)
+        return replace(scan, proven=proven)
 
-    def _scan_once(self, day_first: bool, count_invalid: bool) -> tuple[_Scan, Dates]:
+    def _proven_order(self, evidence: _Evidence, remembered: str | None) -> str | None:
+        """The order the dates prove (or the source proved before), or a ConnectorError."""
+        name, where = self._settings.file.name, f"{self._settings.yaml_path}.date_order"
+        fix = f"set {where} to dmy, mdy or ymd"
+        day_first, month_first = evidence.day_first, evidence.month_first
+        if day_first and month_first:
+            raise ConnectorError(
+                f"{name}: {day_first[0]} (line {day_first[1]}) is day first but "
+                f"{month_first[0]} (line {month_first[1]}) is month first; the file is not "
+                f"read: {fix}",
+                kind="config",
+            )
+        proven = "dmy" if day_first else "mdy" if month_first else None
+        proof = day_first or month_first
+        if proven and remembered and proven != remembered and proof:
+            raise ConnectorError(
+                f"{name}: {proof[0]} (line {proof[1]}) is "
+                f"{'day' if proven == 'dmy' else 'month'} first, but earlier files of this "
+                f"source were {'day' if remembered == 'dmy' else 'month'} first; the file is "
+                f"not read: {fix}",
+                kind="config",
+            )
+        proven = proven or remembered
+        if proven is None and evidence.ambiguous:
+            text, line = evidence.ambiguous
+            raise ConnectorError(
+                f"{name}: {text} (line {line}) reads as day first or month first and no date "
+                f"of this source proves which (a day above 12); the file is not read: {fix}",
+                kind="config",
+            )
+        return proven
+
+    def _scan_once(self, order: str | None, count_invalid: bool) -> tuple[_Scan, _Evidence]:
         rows = invalid = 0
         any_valid = False
         first = last = None
+        evidence = _Evidence()
         with self._open() as read:
-            parser = self._parser(read, Dates(day_first))
-            for _, row in read.records():
+            parser = self._parser(read, Dates(order))
+            dates = parser.dates
+            for line, row in read.records():
                 rows += 1
                 if count_invalid or not any_valid:
                     try:
@@ -253,9 +347,10 @@ class CsvSource:
                         first = day
                     if last is None or day > last:
                         last = day
+                evidence.note(dates, line)
             window = DateWindow(first, last) if any_valid and first and last else None
-            scan = _Scan(read.hexdigest(), window, day_first, rows, invalid)
-            return scan, parser.dates
+            scan = _Scan(read.hexdigest(), window, order, rows, invalid)
+            return scan, evidence
 
     def _pages(self, scan: _Scan) -> Iterator[Page]:
         source = self._settings.name
@@ -263,7 +358,7 @@ class CsvSource:
         entries: list[TimeEntry] = []
         invalid: list[InvalidRecord] = []
         with self._open() as read:
-            parser = self._parser(read, Dates(scan.day_first))
+            parser = self._parser(read, Dates(scan.order))
             header = read.header
             for line, row in read.records():
                 raw: dict[str, Any] = dict(zip(header, row, strict=False))
@@ -290,7 +385,7 @@ class CsvSource:
         yield Page(
             entries=tuple(entries),
             invalid=tuple(invalid),
-            cursor=scan.digest,
+            cursor=join_cursor(scan.digest, scan.proven),
             snapshot=scan.window,
             snapshot_complete=scan.window is not None,
         )

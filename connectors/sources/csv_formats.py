@@ -13,9 +13,9 @@ are matched case-insensitively, in any order, extra columns ignored:
 - `clockify`, the detailed report: as Toggl, with Duration (h) (H:MM:SS, preferred because it
   is exact to the second), Duration (decimal), Billable Rate (CUR).
 
-Dates: YYYY-MM-DD; D.M.YYYY (day first); M/D/YYYY (month first: Clockify's US default and
-Harvest's import form), unless a file's slash dates show a day above 12 in the first place and
-none in the second, when the whole file is read day first (the caller decides, see `Dates`).
+Dates: YYYY-MM-DD (or YYYY/MM/DD), always; D/M/YYYY, M/D/YYYY, D.M.YYYY in the source's
+`date_order`, or in `auto` only as far as the dates prove their order (see `Dates`; the caller
+decides for the whole file).
 Times of day: HH:MM[:SS] with an optional AM/PM. Durations: decimal hours or H:MM[:SS]. A start
 or end without an offset is read as UTC. Booleans: true/false, yes/no, y/n, 1/0, any case.
 """
@@ -152,19 +152,28 @@ class RowFields(NamedTuple):
     cells: tuple[str, ...]
 
 
+DATE_ORDERS = ("auto", "dmy", "mdy", "ymd")
+
+
 class Dates:
-    """Reads dates; notes whether slash dates show a day first (13/02/2026) or a month first
-    (02/13/2026), so a caller can read the whole file in the order its data proves.
+    """Reads dates in one order, and notes what the file's dates prove about their order.
+
+    `order` is "dmy", "mdy" or "ymd", or None while a file in `auto` has proven nothing: then
+    a date is read only when it is unambiguous (ISO 8601, year first, or day equal to month),
+    and an ambiguous one raises `AmbiguousDate`. Whatever the order, the first date of the file
+    that could only be day first (13/02/2026) or only month first (02/13/2026) is remembered
+    with its text, so the caller can prove, or refuse, the order of the whole file.
     """
 
-    def __init__(self, day_first: bool) -> None:
-        self.day_first = day_first
-        self.day_first_seen = False
-        self.month_first_seen = False
+    def __init__(self, order: str | None) -> None:
+        self.order = order
+        self.day_first_proof: str | None = None  # the first date with a day > 12 first
+        self.month_first_proof: str | None = None  # the first date with a day > 12 second
+        self.ambiguous: str | None = None  # the first date whose order matters and is unproven
         self.known: dict[str, dt.date] = {}  # dates already read: a file has few distinct days
 
     def parse(self, text: str) -> dt.date:
-        """The date, or ValueError."""
+        """The date, or ValueError (AmbiguousDate when only the order is missing)."""
         day = self.known.get(text)
         if day is None:
             day = self._parse(text)
@@ -177,16 +186,43 @@ class Dates:
             return dt.date.fromisoformat(text)
         sep = "/" if "/" in text else "."
         parts = text.split(sep)
-        if len(parts) != 3 or len(parts[2]) != 4 or not all(p.isdigit() for p in parts):
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise ValueError(text)
+        if len(parts[0]) == 4 and len(parts[2]) <= 2:  # 2026/03/15: year first, never doubtful
+            return dt.date(int(parts[0]), int(parts[1]), int(parts[2]))
+        if len(parts[2]) != 4:
             raise ValueError(text)
         first, second, year = int(parts[0]), int(parts[1]), int(parts[2])
-        if sep == ".":
+        if first > 12 >= second and self.day_first_proof is None:
+            self.day_first_proof = text
+        if second > 12 >= first and self.month_first_proof is None:
+            self.month_first_proof = text
+        order = self.order
+        if order is None:
+            if first > 12 >= second:
+                order = "dmy"
+            elif second > 12 >= first or first == second:
+                order = "mdy"
+            else:
+                if self.ambiguous is None:
+                    self.ambiguous = text
+                raise AmbiguousDate(text)
+        if order == "dmy":
             return dt.date(year, second, first)
-        self.day_first_seen |= first > 12 >= second
-        self.month_first_seen |= second > 12 >= first
-        if self.day_first:
-            return dt.date(year, second, first)
-        return dt.date(year, first, second)
+        if order == "mdy":
+            return dt.date(year, first, second)
+        raise ValueError(text)  # ymd: a date with the year last is not in the set order
+
+
+_DATE_FORMS = {
+    "dmy": "or D/M/YYYY as date_order says",
+    "mdy": "or M/D/YYYY as date_order says",
+    "ymd": "or YYYY/MM/DD as date_order says",
+}
+
+
+class AmbiguousDate(ValueError):
+    """A date that reads both ways (03/04/2026) in a file whose order is not known."""
 
 
 def is_clock(text: str) -> bool:
@@ -425,10 +461,14 @@ class RowParser:
     def _date(self, text: str, field: str) -> dt.date:
         try:
             return self.dates.parse(text)
+        except AmbiguousDate:
+            label = self.labels[field]
+            reason = f"{label} {text!r} reads as day first or month first: set date_order"
+            raise BadRow(reason) from None
         except ValueError:
             label = self.labels[field]
-            reason = f"{label} {text!r} is not a date (YYYY-MM-DD, M/D/YYYY or D.M.YYYY)"
-            raise BadRow(reason) from None
+            form = _DATE_FORMS.get(self.dates.order or "", "M/D/YYYY or D.M.YYYY")
+            raise BadRow(f"{label} {text!r} is not a date (YYYY-MM-DD, {form})") from None
 
     def _moment(self, text: str, day: dt.date | None, field: str) -> tuple[dt.datetime, dt.date]:
         """A start or end as an aware UTC datetime, with the work date it names locally."""

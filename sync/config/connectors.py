@@ -9,19 +9,23 @@ customers only refer to these entries by name (`names_by_type`).
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TypedDict
 
 from sync.config.fields import FieldReader
 from sync.config.values import (
+    _amount,
     _bool,
     _choice,
     _cron,
     _digits,
     _duration,
     _ident,
+    _Invalid,
     _join,
     _secret,
     _slug,
@@ -48,7 +52,7 @@ _SOURCE_KEYS = {
     "harvest": ("account_id", "token", "user_agent"),
     "toggl": ("token", "workspace_id", "scope"),
     "clockify": ("api_key", "workspace_id"),
-    "csv": ("path", "format"),
+    "csv": ("path", "format", "date_order", "max_hours", "encoding"),
 }
 _SINK_COMMON = ("name", "type", "base_url")
 _OAUTH_KEYS = ("client_id", "client_secret", "refresh_token", "token_url")
@@ -81,6 +85,31 @@ _QUICKBOOKS_DEFAULTS = QuickBooksSettings(
     realm_id="",
     item_id="",
 )
+_CSV_DEFAULTS = CsvSettings(yaml_path="", name="", type="", file=Path())
+_DATE_ORDER = _choice("auto", "dmy", "mdy", "ymd")
+_HOURS = _amount(2, "hours", positive=True)
+
+
+def _max_hours(value: object) -> Decimal:
+    """The longest entry a CSV source may charge: plain decimal hours, up to a month (744)."""
+    if isinstance(value, str) and any(letter in value for letter in "eE"):
+        raise _Invalid('must be a number such as "24"', "no exponent notation")
+    hours = _HOURS(value)
+    if hours > 744:
+        raise _Invalid("must be at most 744 hours (a month)")
+    return hours
+
+
+def _encoding(value: object) -> str:
+    """A text encoding Python can decode (utf-8, cp1252, latin-1, utf-16, ...)."""
+    name = _text(value)
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise _Invalid("is not a known text encoding", "e.g. utf-8 or cp1252") from None
+    return name
+
+
 _SOURCE_EXAMPLE = "{name: exports, type: csv, path: exports/entries.csv}"
 _SINK_EXAMPLE = "{name: files, type: outbox, path: ./outbox}"
 
@@ -154,8 +183,14 @@ def read_source(
         if file.is_dir():
             reader.error(_join(path, "path"), "is a folder; give the path of a CSV file")
         formats = _choice("generic", "harvest", "toggl", "clockify")
+        c = _CSV_DEFAULTS
         return CsvSettings(
-            **common, file=file, format=reader.optional(m, path, "format", formats, "generic")
+            **common,
+            file=file,
+            format=reader.optional(m, path, "format", formats, c.format),
+            date_order=reader.optional(m, path, "date_order", _DATE_ORDER, c.date_order),
+            max_hours=reader.optional(m, path, "max_hours", _max_hours, c.max_hours),
+            encoding=reader.optional(m, path, "encoding", _encoding, c.encoding),
         )
     return None
 

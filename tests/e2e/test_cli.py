@@ -276,3 +276,51 @@ def test_the_console_script_tunes_the_collector_then_runs_main() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.split() == ["50000", "True", "7"], done.stderr
+
+
+DAY_FIRST_CONFIG = """\
+database: {db_url}
+timezone: Europe/Brussels
+sources:
+  - name: exports
+    type: csv
+    path: export.csv
+customers:
+  - id: acme
+    name: ACME Corp
+    currency: EUR
+    match:
+      - {{source: exports, client: "ACME Corp"}}
+    budgets:
+      - id: retainer
+        unit: money
+        rate: "100.00"
+        opening_balance: "3000.00"
+"""
+
+
+def test_day_first_exports_are_never_read_month_first(tmp_path: Path, db_url: str) -> None:
+    """Issue 10 item 1: 15/03/2026 proves day first; the next export's 01/11 and 07/11 are
+    November, not January and July "covering" March (2800.00 with exit 0 before the fix).
+    """
+    config = tmp_path / "config.yaml"
+    config.write_text(DAY_FIRST_CONFIG.format(db_url=db_url))
+    export = tmp_path / "export.csv"
+    header = "date,hours,client,description\n"
+    export.write_text(header + "15/03/2026,4,ACME Corp,March work\n")
+    first = run(config, "sync")
+    assert first.returncode == 0, first.stdout + first.stderr
+    export.write_text(header + "01/11/2026,1,ACME Corp,a\n07/11/2026,1,ACME Corp,b\n")
+    second = run(config, "sync")
+    assert second.returncode == 0, second.stdout + second.stderr
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2400.00"  # 3000 - 4 h - 2 h at 100.00; March stays charged
+
+    # A fresh source that has proven nothing refuses the ambiguous file, naming the setting.
+    renamed = DAY_FIRST_CONFIG.replace("name: exports", "name: other").replace(
+        "source: exports", "source: other"
+    )
+    config.write_text(renamed.format(db_url=db_url))
+    refused = run(config, "sync")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "sources[0].date_order" in refused.stdout + refused.stderr

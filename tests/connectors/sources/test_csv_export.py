@@ -23,17 +23,22 @@ UTC = dt.UTC
 GENERIC_HEADER = "date,hours,user,client,project,task,billable,description\n"
 
 
-def make_source(path: Path, fmt: str = "generic") -> CsvSource:
-    settings = CsvSettings(
-        yaml_path="sources[1]", name="exports", type="csv", file=path, format=fmt
+def make_source(path: Path, fmt: str = "generic", **settings: Any) -> CsvSource:
+    return CsvSource(
+        CsvSettings(
+            yaml_path="sources[1]", name="exports", type="csv", file=path, format=fmt, **settings
+        )
     )
-    return CsvSource(settings)
 
 
 def fetch(
-    path: Path, fmt: str = "generic", cursor: str | None = None, window: DateWindow | None = None
+    path: Path,
+    fmt: str = "generic",
+    cursor: str | None = None,
+    window: DateWindow | None = None,
+    **settings: Any,
 ) -> list[Page]:
-    return list(make_source(path, fmt).fetch(FetchRequest(cursor, window, NOW)))
+    return list(make_source(path, fmt, **settings).fetch(FetchRequest(cursor, window, NOW)))
 
 
 def entries_of(pages: list[Page]) -> list[TimeEntry]:
@@ -123,7 +128,7 @@ def test_generic_rows_become_exact_entries() -> None:
 
 
 def test_generic_id_and_updated_at_columns_are_used_when_present() -> None:
-    first, second = entries_of(fetch(FIXTURES / "generic_ids.csv"))
+    first, second = entries_of(fetch(FIXTURES / "generic_ids.csv", date_order="mdy"))
     assert first == TimeEntry(
         source="exports",
         external_id="1001",
@@ -240,6 +245,79 @@ def test_a_file_whose_slash_dates_prove_day_first_is_read_day_first(tmp_path: Pa
     pages = fetch(path, "clockify")
     assert [e.spent_date for e in entries_of(pages)] == [dt.date(2026, 3, 2), dt.date(2026, 3, 13)]
     assert pages[-1].snapshot == DateWindow(dt.date(2026, 3, 2), dt.date(2026, 3, 13))
+
+
+# --- date order -----------------------------------------------------------------------------
+
+DAY_FIRST_HEADER = "date,hours,client,description\n"
+
+
+def test_a_proven_day_first_order_is_remembered_for_the_next_export(tmp_path: Path) -> None:
+    """Issue 10 item 1: 15/03 proves day first; the next export's 01/11 and 07/11 are then
+    November, never January and July (which would "cover" March and delete its work)."""
+    march = write(tmp_path / "a.csv", DAY_FIRST_HEADER + "15/03/2026,12,ACME Corp,x\n")
+    pages = fetch(march)
+    assert [e.spent_date for e in entries_of(pages)] == [dt.date(2026, 3, 15)]
+    cursor = pages[-1].cursor
+    assert cursor is not None and cursor.endswith(" dmy")
+    later = DAY_FIRST_HEADER + "01/11/2026,2,ACME Corp,y\n07/11/2026,2,ACME Corp,z\n"
+    november = write(tmp_path / "a.csv", later)
+    pages = fetch(november, cursor=cursor)
+    assert [e.spent_date for e in entries_of(pages)] == [dt.date(2026, 11, 1), dt.date(2026, 11, 7)]
+    assert pages[-1].snapshot == DateWindow(dt.date(2026, 11, 1), dt.date(2026, 11, 7))
+    assert pages[-1].cursor is not None and pages[-1].cursor.endswith(" dmy")
+
+
+def test_an_unproven_ambiguous_file_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    text = DAY_FIRST_HEADER + "2026-11-02,1,A,iso\n01/11/2026,2,A,y\n07/11/2026,2,A,z\n"
+    path = write(tmp_path / "b.csv", text)
+    with pytest.raises(ConnectorError, match=r"01/11/2026 \(line 3\).*sources\[1\]\.date_order"):
+        fetch(path)
+    with pytest.raises(ConnectorError, match="date_order"):
+        make_source(path).check_connection()
+    # The same file is read when the operator says the order.
+    days = [e.spent_date for e in entries_of(fetch(path, date_order="dmy"))]
+    assert days == [dt.date(2026, 11, 2), dt.date(2026, 11, 1), dt.date(2026, 11, 7)]
+    days = [e.spent_date for e in entries_of(fetch(path, date_order="mdy"))]
+    assert days == [dt.date(2026, 11, 2), dt.date(2026, 1, 11), dt.date(2026, 7, 11)]
+
+
+def test_unambiguous_dates_need_no_proof(tmp_path: Path) -> None:
+    text = DAY_FIRST_HEADER + "2026-11-02,1,A,iso\n05/05/2026,2,A,same\n2026/11/09,1,A,ymd\n"
+    pages = fetch(write(tmp_path / "c.csv", text))
+    days = [e.spent_date for e in entries_of(pages)]
+    assert days == [dt.date(2026, 11, 2), dt.date(2026, 5, 5), dt.date(2026, 11, 9)]
+    assert pages[-1].cursor is not None and " " not in pages[-1].cursor  # nothing proven
+
+
+def test_dates_that_contradict_each_other_refuse_the_file(tmp_path: Path) -> None:
+    text = DAY_FIRST_HEADER + "15/03/2026,1,A,x\n03/16/2026,1,A,y\n"
+    with pytest.raises(ConnectorError, match=r"15/03/2026 \(line 2\) is day first but 03/16"):
+        fetch(write(tmp_path / "d.csv", text))
+
+
+def test_a_file_contradicting_the_sources_proven_order_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.csv", DAY_FIRST_HEADER + "03/16/2026,1,A,y\n")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ConnectorError, match="earlier files of this source were day first"):
+        fetch(path, cursor="0" * 64 + " dmy")
+    # An old cursor (a bare digest) proved nothing; the file proves month first.
+    pages = fetch(path, cursor="0" * 64)
+    assert pages[-1].cursor == f"{digest} mdy"
+
+
+def test_an_explicit_order_reads_every_date_that_way_and_rejects_the_rest(tmp_path: Path) -> None:
+    text = DAY_FIRST_HEADER + "03/04/2026,1,A,x\n03/16/2026,1,A,y\n2026-03-05,1,A,z\n"
+    (page,) = fetch(write(tmp_path / "f.csv", text), date_order="dmy")
+    assert [e.spent_date for e in page.entries] == [dt.date(2026, 4, 3), dt.date(2026, 3, 5)]
+    assert [r.reason for r in page.invalid] == [
+        "date '03/16/2026' is not a date (YYYY-MM-DD, or D/M/YYYY as date_order says)"
+    ]
+    (page,) = fetch(write(tmp_path / "g.csv", text), date_order="ymd")
+    assert [e.spent_date for e in page.entries] == [dt.date(2026, 3, 5)]
+    assert len(page.invalid) == 2
+    with pytest.raises(ConnectorError, match=r"sources\[1\]\.date_order: unknown"):
+        make_source(tmp_path / "g.csv", date_order="dym")
 
 
 def test_generic_without_date_column_takes_the_starts_local_date(tmp_path: Path) -> None:
@@ -446,7 +524,7 @@ def test_bom_and_windows_line_endings(tmp_path: Path) -> None:
 
 def test_semicolon_separated_file_with_decimal_commas_and_dotted_dates(tmp_path: Path) -> None:
     path = write(tmp_path / "eu.csv", "date;hours;client\n02.03.2026;1,5;ACME Corp\n")
-    (entry,) = entries_of(fetch(path))
+    (entry,) = entries_of(fetch(path, date_order="dmy"))
     assert (entry.spent_date, entry.seconds, entry.client_name) == (
         dt.date(2026, 3, 2),
         5400,
