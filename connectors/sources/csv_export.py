@@ -4,7 +4,8 @@ Exports carry no stable ids, so a row's identity is a short hash of what identif
 (date, user, client, project, task, description, start time) plus an occurrence counter for
 identical rows ("3f9c...#2"). Editing a row's hours is then an update of the same entry (its
 `version`, a hash of the row's recognised cells, changes), not a deletion and an addition.
-A file with `id` (and `updated_at`) columns uses them instead.
+A file with an `id` column uses it as the identity; its `updated_at` column is not the version
+(an edit under an unchanged stamp is still an edit), only kept with the row.
 
 The file is streamed, never held in memory. A scan pass reads the work dates (the snapshot
 window: every readable date of the file) and checks that at least one row is valid; a second
@@ -437,7 +438,7 @@ def _entry(source: str, external_id: str, fields: RowFields, raw: dict[str, Any]
     return TimeEntry(
         source=source,
         external_id=external_id,
-        version=fields.updated_at or _short_hash(_SEP.join(fields.cells)),
+        version=_short_hash(_SEP.join(fields.cells)),
         spent_date=head.day,
         seconds=fields.seconds,
         billable=fields.billable,

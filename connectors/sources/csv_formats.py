@@ -133,8 +133,8 @@ class RowHead(NamedTuple):
 
 
 class RowFields(NamedTuple):
-    """A fully parsed row. `cells` is the recognised cells, stripped, in field order: what the
-    row says, hashed into its version when the export has no updated-at column.
+    """A fully parsed row. `cells` is the recognised cells but id and updated_at, stripped, in
+    field order: what the row says, hashed into its version.
     """
 
     head: RowHead
@@ -293,7 +293,10 @@ class RowParser:
         self._pick = operator.itemgetter(*(self.index.get(name, -1) for name in _PICKED))
         # In field order, so a re-export with its columns moved keeps every version; the two
         # trailing -1 make itemgetter return a tuple however few columns are recognised.
-        recognised = [self.index[field] for field in sorted(self.index)] + [-1, -1]
+        # The export's id and updated_at are not content: the id is the identity, and a stamp
+        # that did not move must not hide an edit (nor a touched stamp make a new version).
+        content = sorted(set(self.index) - {"id", "updated_at"})
+        recognised = [self.index[field] for field in content] + [-1, -1]
         self._recognised = operator.itemgetter(*recognised)
 
     def missing(self, fmt: ExportFormat) -> list[str]:

@@ -132,7 +132,7 @@ def test_generic_id_and_updated_at_columns_are_used_when_present() -> None:
     assert first == TimeEntry(
         source="exports",
         external_id="1001",
-        version="2026-03-02T10:00:00Z",
+        version=first.version,
         spent_date=dt.date(2026, 3, 2),
         seconds=8100,
         user_name="Ada",
@@ -148,7 +148,20 @@ def test_generic_id_and_updated_at_columns_are_used_when_present() -> None:
     assert second.external_id == "1002"
     assert second.spent_date == dt.date(2026, 3, 4)  # 03/04/2026 is month first
     assert (second.seconds, second.billable, second.rate) == (1800, False, None)
-    assert len(second.version) == 16  # no updated_at: a hash of the row
+    assert [len(first.version), len(second.version)] == [16, 16]  # hashes of what rows say
+
+
+def test_an_edit_under_an_unchanged_updated_at_is_a_new_version(tmp_path: Path) -> None:
+    """Issue 10 item 2: the file says 1 h where it said 0.05 h, updated_at untouched."""
+    header = "id,updated_at,date,hours,client\n"
+    before = fetch(write(tmp_path / "a.csv", header + "7,2026-03-02T10:00:00Z,2026-03-02,0.05,A\n"))
+    edited = fetch(write(tmp_path / "a.csv", header + "7,2026-03-02T10:00:00Z,2026-03-02,1,A\n"))
+    touched = fetch(
+        write(tmp_path / "a.csv", header + "7,2026-03-09T08:00:00Z,2026-03-02,0.05,A\n")
+    )
+    (old,), (new,), (same,) = (entries_of(pages) for pages in (before, edited, touched))
+    assert (old.external_id, new.external_id, new.seconds) == ("7", "7", 3600)
+    assert new.version != old.version == same.version
 
 
 def test_harvest_detailed_time_report() -> None:
