@@ -43,6 +43,7 @@ from connectors.sources.csv_formats import (
     FORMATS,
     BadRow,
     Dates,
+    DurationLimit,
     RowFields,
     RowHead,
     RowParser,
@@ -423,7 +424,8 @@ class CsvSource:
                 f"(set {where}.format: {guessed})",
                 kind="config",
             )
-        parser = RowParser(fmt, read.header, read.delimiter != ",", dates)
+        limit = DurationLimit(self._settings.max_hours, f"{where}.max_hours")
+        parser = RowParser(fmt, read.header, read.delimiter != ",", dates, limit)
         if missing := parser.missing(fmt):
             raise ConnectorError(
                 f"{read.name}: header not recognised as a {fmt.name} export: missing "

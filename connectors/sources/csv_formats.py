@@ -16,8 +16,9 @@ are matched case-insensitively, in any order, extra columns ignored:
 Dates: YYYY-MM-DD (or YYYY/MM/DD), always; D/M/YYYY, M/D/YYYY, D.M.YYYY in the source's
 `date_order`, or in `auto` only as far as the dates prove their order (see `Dates`; the caller
 decides for the whole file).
-Times of day: HH:MM[:SS] with an optional AM/PM. Durations: decimal hours or H:MM[:SS]. A start
-or end without an offset is read as UTC. Booleans: true/false, yes/no, y/n, 1/0, any case.
+Times of day: HH:MM[:SS] with an optional AM/PM. Durations: decimal hours (no exponent, not
+negative) or H:MM[:SS], at most the source's `max_hours`. A start or end without an offset is
+read as UTC. Booleans: true/false, yes/no, y/n, 1/0, any case.
 """
 
 from __future__ import annotations
@@ -262,6 +263,22 @@ _PICKED = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class DurationLimit:
+    """The longest entry a source may charge (`max_hours`); `setting` names it in reasons."""
+
+    hours: Decimal
+    setting: str
+
+    @property
+    def seconds(self) -> int:
+        return to_minor(self.hours, HOUR_UNIT)
+
+    def reason(self, seconds: int) -> str:
+        hours = (Decimal(seconds) / 3600).quantize(Decimal("0.01"))
+        return f"{hours} hours is more than {self.setting} ({self.hours}): not charged"
+
+
 class RowParser:
     """Turns one record's cells into `RowFields` for a format, or raises `BadRow` saying why.
 
@@ -270,7 +287,14 @@ class RowParser:
     the caches of repeated dates, durations and times keep a row to a few microseconds.
     """
 
-    def __init__(self, fmt: ExportFormat, header: Sequence[str], decimal_comma: bool, dates: Dates):
+    def __init__(
+        self,
+        fmt: ExportFormat,
+        header: Sequence[str],
+        decimal_comma: bool,
+        dates: Dates,
+        limit: DurationLimit | None = None,
+    ):
         self.index: dict[str, int] = {}
         self.labels: dict[str, str] = {}
         self.rate_currency: str | None = None
@@ -284,6 +308,8 @@ class RowParser:
                 self.labels[field] = header[position].strip()
         self.width = len(header)
         self.dates = dates
+        self.limit = limit
+        self._max_seconds = limit.seconds if limit is not None else 1 << 62
         self.decimal_comma = decimal_comma
         self.tag_separator = fmt.tag_separator
         self.has_billable = "billable" in self.index
@@ -375,6 +401,8 @@ class RowParser:
                     seconds = self._duration(text, "duration" if duration_text else "hours")
             else:
                 seconds = self._elapsed(start, stop)
+            if seconds > self._max_seconds and self.limit is not None:
+                raise BadRow(self.limit.reason(seconds))
             billable = self._flag(billable_text) if self.has_billable else True
             tags: tuple[str, ...] = ()
             if tags_text:
@@ -451,6 +479,8 @@ class RowParser:
         label = self.labels[field]
         if self.decimal_comma and "," in text and "." not in text:
             text = text.replace(",", ".")
+        if "e" in text or "E" in text:  # Decimal reads 1e3 as 1000: nobody types hours so
+            raise BadRow(f"{label} {text!r} is in exponent notation: write the plain number")
         try:
             value = Decimal(text)
         except InvalidOperation:

@@ -324,3 +324,21 @@ def test_day_first_exports_are_never_read_month_first(tmp_path: Path, db_url: st
     refused = run(config, "sync")
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert "sources[0].date_order" in refused.stdout + refused.stderr
+
+
+def test_ten_thousand_hours_are_invalid_and_the_run_exits_3(tmp_path: Path, db_url: str) -> None:
+    """Issue 10 item 3: a 10000-hour row was deducted (1,000,000.00) with exit 0."""
+    config = tmp_path / "config.yaml"
+    config.write_text(DAY_FIRST_CONFIG.format(db_url=db_url))
+    (tmp_path / "export.csv").write_text(
+        "date,hours,client,description\n"
+        "2026-11-02,10000,ACME Corp,typo\n"
+        "2026-11-02,1,ACME Corp,ok\n"
+    )
+    done = run(config, "sync")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "invalid 1" in done.stdout
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2900.00"
+    listed = run(config, "entries", "--status", "invalid")
+    assert "10000.00 hours is more than sources[0].max_hours (24)" in listed.stdout

@@ -444,6 +444,39 @@ def test_bad_rows_become_invalid_records_and_the_rest_goes_on() -> None:
     assert page.snapshot_complete is True
 
 
+def test_absurd_durations_are_invalid_records_with_a_reason(tmp_path: Path) -> None:
+    """Issue 10 item 3: 10000 hours and 1e3 hours were charged (1,000,000 EUR at once)."""
+    rows = [
+        "2026-03-02,10000,Ada,A,W,D,true,ten thousand\n",
+        "2026-03-02,1e3,Ada,A,W,D,true,exponent\n",
+        "2026-03-02,-1,Ada,A,W,D,true,negative\n",
+        "2026-03-02,25:00,Ada,A,W,D,true,a day and an hour\n",
+        "2026-03-02,24,Ada,A,W,D,true,a full day\n",
+    ]
+    (page,) = fetch(write(tmp_path / "big.csv", GENERIC_HEADER + "".join(rows)))
+    assert [e.description for e in page.entries] == ["a full day"]
+    over = "hours is more than sources[1].max_hours (24): not charged"
+    assert [(r.locator, r.reason) for r in page.invalid] == [
+        ("big.csv line 2", f"10000.00 {over}"),
+        ("big.csv line 3", "hours '1e3' is in exponent notation: write the plain number"),
+        ("big.csv line 4", "hours '-1' is negative"),
+        ("big.csv line 5", f"25.00 {over}"),
+    ]
+    assert {r.spent_date for r in page.invalid} == {dt.date(2026, 3, 2)}
+    assert all(r.external_id for r in page.invalid)  # the entry keeps its last good version
+    (page,) = fetch(write(tmp_path / "big.csv", GENERIC_HEADER + rows[3]), max_hours=Decimal(48))
+    assert [e.seconds for e in page.entries] == [90000]
+
+
+def test_start_and_end_a_week_apart_are_over_the_cap(tmp_path: Path) -> None:
+    text = "start,end,client\n2026-03-02T09:00:00Z,2026-03-09T09:00:00Z,A\n"
+    (page,) = fetch(write(tmp_path / "week.csv", text))
+    assert page.entries == ()
+    assert [r.reason for r in page.invalid] == [
+        "168.00 hours is more than sources[1].max_hours (24): not charged"
+    ]
+
+
 def test_a_file_without_valid_rows_is_never_a_snapshot(tmp_path: Path) -> None:
     path = write(tmp_path / "bad.csv", GENERIC_HEADER + "2026-03-02,x,Ada,A,W,D,true,n\n")
     (page,) = fetch(path)
