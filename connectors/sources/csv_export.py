@@ -23,12 +23,14 @@ what the file's dates prove (a day above 12), and a file whose order stays open 
 dates depends on it is refused whole, naming the setting: it is never guessed.
 
 The formats and cell syntax (dates, times, durations) are described in `csv_formats`. Files are
-UTF-8 (a BOM is fine), with any line ending, separated by `,`, `;` or tab (found from the
-header line; with `;` or tab a decimal comma is accepted).
+UTF-8 (a BOM is fine) unless the source's `encoding` says otherwise, with any line ending,
+separated by `,`, `;` or tab (found from the header line; with `;` or tab a decimal comma is
+accepted).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -91,15 +93,18 @@ class _HashingReader(io.RawIOBase):
 class _Pass:
     """One streaming read of the file: the header, then (line number, cells) per record."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, encoding: str = "utf-8", setting: str = "encoding") -> None:
         self.name = path.name
+        self._path, self._encoding, self._setting = path, encoding, setting
         self._digest = hashlib.sha256()
         try:
             raw = path.open("rb")
         except OSError as error:
             raise ConnectorError(f"file {path} cannot be read: {error.strerror}") from None
         hashing = io.BufferedReader(_HashingReader(raw, self._digest.update), 1 << 16)
-        self._text = io.TextIOWrapper(hashing, encoding="utf-8-sig", newline="")
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that is not a header.
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        self._text = io.TextIOWrapper(hashing, encoding=codec, newline="")
         try:
             first = self._text.readline()
             while first and not first.strip():
@@ -133,7 +138,14 @@ class _Pass:
 
     def _unreadable(self, error: Exception, line: int) -> ConnectorError:
         if isinstance(error, UnicodeDecodeError):
-            return ConnectorError(f"{self.name} near line {line} is not UTF-8: save it as UTF-8")
+            # The text layer decodes ahead of the CSV reader: find the line of the bad byte.
+            line = _undecodable_line(self._path, self._encoding) or line
+            return ConnectorError(
+                f"{self.name} line {line} is not {self._encoding} text: save it as "
+                f"{self._encoding}, or set {self._setting} to the file's encoding "
+                "(e.g. cp1252 for Excel on Windows)",
+                kind="config",
+            )
         return ConnectorError(f"{self.name} line {line} is not valid CSV: {error}")
 
     def hexdigest(self) -> str:
@@ -148,6 +160,21 @@ class _Pass:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _undecodable_line(path: Path, encoding: str) -> int | None:
+    """The line (1-based) holding the first byte `encoding` cannot decode, if one does."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as stream:
+            for number, raw in enumerate(stream, 1):
+                try:
+                    decoder.decode(raw)
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None
 
 
 def _short_hash(text: str) -> str:
@@ -254,6 +281,13 @@ class CsvSource:
                 f"(one of {', '.join(DATE_ORDERS)})",
                 kind="config",
             )
+        try:
+            codecs.lookup(settings.encoding)
+        except LookupError:
+            raise ConnectorError(
+                f"{settings.yaml_path}.encoding: unknown text encoding {settings.encoding!r}",
+                kind="config",
+            ) from None
         self._settings = settings
         self._format = FORMATS[settings.format]
 
@@ -412,7 +446,8 @@ class CsvSource:
 
     def _open(self) -> _Pass:
         self._require_file()
-        return _Pass(self._settings.file)
+        settings = self._settings
+        return _Pass(settings.file, settings.encoding, f"{settings.yaml_path}.encoding")
 
     def _parser(self, read: _Pass, dates: Dates) -> RowParser:
         """A parser for this file's header, or a ConnectorError naming what to fix."""

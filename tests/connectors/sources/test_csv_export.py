@@ -581,8 +581,26 @@ def test_semicolon_separated_file_with_decimal_commas_and_dotted_dates(tmp_path:
 def test_text_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes(GENERIC_HEADER.encode() + "2026-03-02,1,Zoë,A,W,D,true,x\n".encode("latin-1"))
-    with pytest.raises(ConnectorError, match="is not UTF-8"):
+    with pytest.raises(ConnectorError, match="is not utf-8 text"):
         fetch(path)
+
+
+def test_a_windows_1252_export_is_read_with_its_encoding(tmp_path: Path) -> None:
+    """Issue 10 (encodings): European Excel saves CSV as Windows-1252; the refusal names the
+    setting and the line of the bad byte, not where the text layer happened to be."""
+    rows = "".join(f"2026-03-02,1,Ada,A,W,D,true,row {n}\n" for n in range(2000))
+    text = GENERIC_HEADER + rows + "2026-03-03,1,Zoë,Café,W,D,true,€ 5\n"
+    path = tmp_path / "excel.csv"
+    path.write_bytes(text.encode("cp1252"))
+    with pytest.raises(ConnectorError) as refused:
+        fetch(path)
+    assert "excel.csv line 2002 is not utf-8 text" in str(refused.value)
+    assert "set sources[1].encoding" in str(refused.value)
+    entries = entries_of(fetch(path, encoding="cp1252"))
+    last = entries[-1]
+    assert (last.user_name, last.client_name, last.description) == ("Zoë", "Café", "€ 5")
+    with pytest.raises(ConnectorError, match=r"sources\[1\]\.encoding: unknown"):
+        make_source(path, encoding="klingon")
 
 
 # --- check_connection and configuration errors ----------------------------------------------
