@@ -105,6 +105,9 @@ class _RunState:
     run_id: int
     summary: RunSummary
     protected_dates: set[dt.date] = field(default_factory=set)
+    # Ids of records that were invalid this run: their last good version is not a deletion,
+    # whatever date the invalid one has (a CSV id on two lines, an edit to a bad value).
+    protected_ids: set[str] = field(default_factory=set)
     undated_invalid: bool = False
     # Whether the source has unresolved invalid records a valid version could resolve; most
     # runs have none, and then a page needs no look-up for them.
@@ -428,6 +431,8 @@ class SyncEngine:
         for record in records:
             assert isinstance(record, InvalidRecord)
             state.summary.invalid += 1
+            if record.external_id is not None:
+                state.protected_ids.add(record.external_id)
             if record.spent_date is None:
                 state.undated_invalid = True
             else:
@@ -504,7 +509,12 @@ class SyncEngine:
         ).one()
         known = int(known)
         rows = conn.execute(select(E).where(and_(in_window, not_seen))).all() if missed else []
-        vanished = [row for row in rows if row.spent_date not in state.protected_dates]
+        vanished = [
+            row
+            for row in rows
+            if row.spent_date not in state.protected_dates
+            and row.external_id not in state.protected_ids
+        ]
         if len(vanished) > GUARD_MIN_ENTRIES and len(vanished) > known * GUARD_SHARE:
             summary.warnings.append(
                 f"{source}: a complete re-read of {window.start}..{window.end} returned"

@@ -35,7 +35,7 @@ import csv
 import hashlib
 import io
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -227,6 +227,7 @@ class _Scan:
     rows: int
     invalid: int
     proven: str | None = None
+    duplicates: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -366,11 +367,18 @@ class CsvSource:
         any_valid = False
         first = last = None
         evidence = _Evidence()
+        first_line: dict[str, int] = {}
+        duplicates: dict[str, tuple[int, ...]] = {}
         with self._open() as read:
             parser = self._parser(read, Dates(order))
             dates = parser.dates
+            has_ids = "id" in parser.index
             for line, row in read.records():
                 rows += 1
+                if has_ids and (row_id := parser.row_id(row)) is not None:
+                    seen = first_line.setdefault(row_id, line)
+                    if seen != line:
+                        duplicates[row_id] = (*duplicates.get(row_id, (seen,)), line)
                 if count_invalid or not any_valid:
                     try:
                         parser.parse(row)
@@ -385,7 +393,7 @@ class CsvSource:
                         last = day
                 evidence.note(dates, line)
             window = DateWindow(first, last) if any_valid and first and last else None
-            scan = _Scan(read.hexdigest(), window, order, rows, invalid)
+            scan = _Scan(read.hexdigest(), window, order, rows, invalid, None, duplicates)
             return scan, evidence
 
     def _pages(self, scan: _Scan) -> Iterator[Page]:
@@ -402,9 +410,9 @@ class CsvSource:
                     raw["(cells beyond the header)"] = row[len(header) :]
                 try:
                     fields = parser.parse(row)
-                    external_id, seen = identities.of(fields.head)
-                    if seen > 1 and fields.head.row_id:
-                        raise BadRow(f"id {external_id!r} appears more than once", fields.head.day)
+                    external_id, _ = identities.of(fields.head)
+                    if fields.head.row_id in scan.duplicates:
+                        raise BadRow(_duplicate(external_id, scan), fields.head.day, fields.head)
                 except BadRow as bad:
                     head_id = identities.of(bad.head)[0] if bad.head else parser.row_id(row)
                     locator = f"{read.name} line {line}"
@@ -468,6 +476,16 @@ class CsvSource:
                 kind="config",
             )
         return parser
+
+
+def _duplicate(row_id: str, scan: _Scan) -> str:
+    """Why every row of a repeated id is invalid: which one is meant is not for us to pick."""
+    lines = [str(line) for line in scan.duplicates[row_id]]
+    if len(lines) > 5:
+        listed = f"{', '.join(lines[:5])} and {len(lines) - 5} more"
+    else:
+        listed = f"{', '.join(lines[:-1])} and {lines[-1]}"
+    return f"id {row_id!r} appears on lines {listed}: keep one row per id"
 
 
 def _entry(source: str, external_id: str, fields: RowFields, raw: dict[str, Any]) -> TimeEntry:

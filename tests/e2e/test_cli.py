@@ -342,3 +342,31 @@ def test_ten_thousand_hours_are_invalid_and_the_run_exits_3(tmp_path: Path, db_u
     assert row["balance"] == "2900.00"
     listed = run(config, "entries", "--status", "invalid")
     assert "10000.00 hours is more than sources[0].max_hours (24)" in listed.stdout
+
+
+def test_a_repeated_id_keeps_the_last_good_version_until_fixed(tmp_path: Path, db_url: str) -> None:
+    """Issue 10 (duplicate ids): both lines are listed and nothing about the entry changes."""
+    config = tmp_path / "config.yaml"
+    config.write_text(DAY_FIRST_CONFIG.format(db_url=db_url))
+    export = tmp_path / "export.csv"
+    header = "id,date,hours,client,description\n"
+    export.write_text(header + "7,2026-11-03,1,ACME Corp,first\n")
+    assert run(config, "sync").returncode == 0
+    export.write_text(
+        header
+        + "7,2026-11-02,2,ACME Corp,one\n"
+        + "8,2026-11-03,1,ACME Corp,other\n"
+        + "7,2026-11-04,3,ACME Corp,two\n"
+    )
+    done = run(config, "sync")
+    assert done.returncode == 3, done.stdout + done.stderr
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2800.00"  # 7 still at its 1 h (not deleted on 11-03), 8 charged
+    listed = run(config, "entries", "--status", "invalid").stdout
+    assert "export.csv line 2" in listed and "export.csv line 4" in listed
+    assert "id '7' appears on lines 2 and 4" in listed
+    export.write_text(header + "7,2026-11-04,3,ACME Corp,two\n8,2026-11-03,1,ACME Corp,other\n")
+    assert run(config, "sync").returncode == 0
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2600.00"
+    assert "appears on lines" not in run(config, "entries", "--status", "invalid").stdout

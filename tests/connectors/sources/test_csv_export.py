@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from connectors.sources.csv_export import PAGE_SIZE, CsvSource
-from sync.model import InvalidRecord, TimeEntry
+from sync.model import TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.settings import CsvSettings
 from tests.support import ALL_FIXTURES
@@ -385,20 +385,29 @@ def test_identical_rows_get_distinct_ids(tmp_path: Path) -> None:
     assert ids == [base, f"{base}#2", f"{base}#3"]
 
 
-def test_a_repeated_id_column_value_is_invalid(tmp_path: Path) -> None:
-    text = "id,date,hours\n7,2026-03-02,1\n7,2026-03-02,2\n"
+def test_a_repeated_id_makes_every_line_of_it_invalid(tmp_path: Path) -> None:
+    """Issue 10 (duplicate ids): the first row was charged and the second ignored; now both
+    are listed, with their lines, until the file is fixed (the entry keeps its last version)."""
+    text = "id,date,hours\n7,2026-03-02,1\n8,2026-03-02,1\n7,2026-03-03,2\n"
     (page,) = fetch(write(tmp_path / "ids.csv", text))
-    assert [e.external_id for e in page.entries] == ["7"]
-    assert page.invalid == (
-        InvalidRecord(
-            "exports",
-            "ids.csv line 3",
-            "id '7' appears more than once",
-            {},
-            "7",
-            dt.date(2026, 3, 2),
-        ),
-    )
+    assert [e.external_id for e in page.entries] == ["8"]
+    reason = "id '7' appears on lines 2 and 4: keep one row per id"
+    assert [(r.locator, r.reason, r.external_id, r.spent_date) for r in page.invalid] == [
+        ("ids.csv line 2", reason, "7", dt.date(2026, 3, 2)),
+        ("ids.csv line 4", reason, "7", dt.date(2026, 3, 3)),
+    ]
+
+
+def test_a_repeated_id_across_pages_is_found_before_the_first_page(tmp_path: Path) -> None:
+    rows = "".join(f"{n},2026-03-02,1\n" for n in range(PAGE_SIZE + 10))
+    text = "id,date,hours\n" + rows + "3,2026-03-04,1\n"
+    pages = fetch(write(tmp_path / "ids.csv", text))
+    invalid = [r for page in pages for r in page.invalid]
+    assert [(r.locator, r.external_id) for r in invalid] == [
+        ("ids.csv line 5", "3"),
+        (f"ids.csv line {PAGE_SIZE + 12}", "3"),
+    ]
+    assert "3" not in {e.external_id for e in entries_of(pages)}
 
 
 # --- invalid rows ---------------------------------------------------------------------------
