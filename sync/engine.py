@@ -196,7 +196,9 @@ class SyncEngine:
                     if page.snapshot is not None and page.snapshot_complete:
                         # A source may answer a window with its own (a CSV file covers its
                         # dates): any complete re-read counts as this run's reconciliation.
-                        self._reconcile(conn, settings.name, page.snapshot, state)
+                        self._reconcile(
+                            conn, settings.name, page.snapshot, state, page.snapshot_clients
+                        )
                         reconciled = True
                     crash_point("before_page_commit")
                 crash_point("after_page_commit")
@@ -481,10 +483,16 @@ class SyncEngine:
     # --- deletions ------------------------------------------------------------------------
 
     def _reconcile(
-        self, conn: Connection, source: str, window: DateWindow, state: _RunState
+        self,
+        conn: Connection,
+        source: str,
+        window: DateWindow,
+        state: _RunState,
+        clients: frozenset[str] | None = None,
     ) -> None:
         """Entries the ledger knows in `window` that a complete re-read no longer returned
         were deleted in the tracker: reverse them, unless the guard says the answer is suspect.
+        `clients`, when set, narrows the snapshot to those client names (see `Page`).
         """
         summary = state.summary
         now = self.clock()
@@ -494,6 +502,11 @@ class SyncEngine:
             & (E.c.spent_date <= window.end)
             & E.c.deleted.is_(False)
         )
+        if clients is not None:
+            named = E.c.client_name.in_(sorted(name for name in clients if name))
+            in_window = in_window & (
+                or_(named, E.c.client_name.is_(None)) if "" in clients else named
+            )
         if state.undated_invalid:
             summary.warnings.append(
                 f"{source}: deletions in {window.start}..{window.end} not reconciled because a"

@@ -218,7 +218,9 @@ class CsvSettings(SourceSettings):
 
     `date_order`: how D/M/Y-like dates are read; `auto` reads only what the source's dates
     prove (README, "CSV exports"). `max_hours`: longer entries are invalid, not charged.
-    `encoding`: the file's text encoding (Python codec name, e.g. cp1252).
+    `encoding`: the file's text encoding (Python codec name, e.g. cp1252). `snapshot`: what a
+    file is a complete list of, so what its missing rows delete: its dates, its dates for the
+    clients it names (an export filtered to one client), or nothing.
     """
 
     file: Path
@@ -226,6 +228,7 @@ class CsvSettings(SourceSettings):
     date_order: str = "auto"  # auto | dmy | mdy | ymd
     max_hours: Decimal = Decimal(24)
     encoding: str = "utf-8"
+    snapshot: str = "dates_and_clients"  # dates | dates_and_clients | none
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""CSV exports as a time source: a file on disk is a full snapshot of the dates it covers.
+"""CSV exports as a time source: a file on disk is a full snapshot of the dates it covers, for
+the clients it names (the source's `snapshot` setting: `dates_and_clients`, `dates`, `none`).
 
 Exports carry no stable ids, so a row's identity is a short hash of what identifies the work
 (date, user, client, project, task, description, start time) plus an occurrence counter for
@@ -228,6 +229,7 @@ class _Scan:
     invalid: int
     proven: str | None = None
     duplicates: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    clients: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -274,6 +276,12 @@ class CsvSource:
             raise ConnectorError(
                 f"{settings.yaml_path}.format: unknown CSV format {settings.format!r} "
                 f"(one of {', '.join(FORMATS)})",
+                kind="config",
+            )
+        if settings.snapshot not in ("dates", "dates_and_clients", "none"):
+            raise ConnectorError(
+                f"{settings.yaml_path}.snapshot: unknown scope {settings.snapshot!r} "
+                "(one of dates, dates_and_clients, none)",
                 kind="config",
             )
         if settings.date_order not in DATE_ORDERS:
@@ -369,12 +377,16 @@ class CsvSource:
         evidence = _Evidence()
         first_line: dict[str, int] = {}
         duplicates: dict[str, tuple[int, ...]] = {}
+        clients: set[str] = set()
         with self._open() as read:
             parser = self._parser(read, Dates(order))
             dates = parser.dates
             has_ids = "id" in parser.index
+            by_client = self._settings.snapshot == "dates_and_clients" and "client" in parser.index
             for line, row in read.records():
                 rows += 1
+                if by_client:
+                    clients.add(parser.client_of(row))
                 if has_ids and (row_id := parser.row_id(row)) is not None:
                     seen = first_line.setdefault(row_id, line)
                     if seen != line:
@@ -393,7 +405,10 @@ class CsvSource:
                         last = day
                 evidence.note(dates, line)
             window = DateWindow(first, last) if any_valid and first and last else None
-            scan = _Scan(read.hexdigest(), window, order, rows, invalid, None, duplicates)
+            if self._settings.snapshot == "none":
+                window = None  # the file only adds and changes: a missing row deletes nothing
+            covered = frozenset(clients) if by_client else None
+            scan = _Scan(read.hexdigest(), window, order, rows, invalid, None, duplicates, covered)
             return scan, evidence
 
     def _pages(self, scan: _Scan) -> Iterator[Page]:
@@ -421,7 +436,12 @@ class CsvSource:
                     )
                     continue
                 if len(entries) == PAGE_SIZE:
-                    yield Page(entries=tuple(entries), invalid=tuple(invalid), snapshot=scan.window)
+                    yield Page(
+                        entries=tuple(entries),
+                        invalid=tuple(invalid),
+                        snapshot=scan.window,
+                        snapshot_clients=scan.clients,
+                    )
                     entries, invalid = [], []
                 entries.append(_entry(source, external_id, fields, raw))
             if read.hexdigest() != scan.digest:
@@ -432,6 +452,7 @@ class CsvSource:
             cursor=join_cursor(scan.digest, scan.proven),
             snapshot=scan.window,
             snapshot_complete=scan.window is not None,
+            snapshot_clients=scan.clients,
         )
 
     # --- the file -------------------------------------------------------------------------

@@ -348,6 +348,11 @@ class RowParser:
             pass
         return None
 
+    def client_of(self, row: list[str]) -> str:
+        """The row's client cell, stripped ("" when empty or absent)."""
+        index = self.index.get("client", -1)
+        return row[index].strip() if 0 <= index < len(row) else ""
+
     def row_id(self, row: list[str]) -> str | None:
         """The export's own id for this row, when it has one."""
         index = self.index.get("id", -1)

@@ -52,7 +52,7 @@ _SOURCE_KEYS = {
     "harvest": ("account_id", "token", "user_agent"),
     "toggl": ("token", "workspace_id", "scope"),
     "clockify": ("api_key", "workspace_id"),
-    "csv": ("path", "format", "date_order", "max_hours", "encoding"),
+    "csv": ("path", "format", "date_order", "max_hours", "encoding", "snapshot"),
 }
 _SINK_COMMON = ("name", "type", "base_url")
 _OAUTH_KEYS = ("client_id", "client_secret", "refresh_token", "token_url")
@@ -87,6 +87,7 @@ _QUICKBOOKS_DEFAULTS = QuickBooksSettings(
 )
 _CSV_DEFAULTS = CsvSettings(yaml_path="", name="", type="", file=Path())
 _DATE_ORDER = _choice("auto", "dmy", "mdy", "ymd")
+_SNAPSHOT = _choice("dates", "dates_and_clients", "none")
 _HOURS = _amount(2, "hours", positive=True)
 
 
@@ -191,6 +192,7 @@ def read_source(
             date_order=reader.optional(m, path, "date_order", _DATE_ORDER, c.date_order),
             max_hours=reader.optional(m, path, "max_hours", _max_hours, c.max_hours),
             encoding=reader.optional(m, path, "encoding", _encoding, c.encoding),
+            snapshot=reader.optional(m, path, "snapshot", _SNAPSHOT, c.snapshot),
         )
     return None
 

@@ -370,3 +370,46 @@ def test_a_repeated_id_keeps_the_last_good_version_until_fixed(tmp_path: Path, d
     (row,) = run_json(config, "balance")
     assert row["balance"] == "2600.00"
     assert "appears on lines" not in run(config, "entries", "--status", "invalid").stdout
+
+
+TWO_CLIENTS = (
+    DAY_FIRST_CONFIG
+    + """\
+  - id: globex
+    name: Globex
+    currency: EUR
+    match:
+      - {{source: exports, client: "Globex"}}
+    budgets:
+      - id: support
+        unit: money
+        rate: "100.00"
+        opening_balance: "1000.00"
+"""
+)
+
+
+def test_an_export_filtered_to_one_client_leaves_the_others_alone(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Issue 10 (filtered exports): the ACME-only export reversed Globex's work of those dates."""
+    config = tmp_path / "config.yaml"
+    config.write_text(TWO_CLIENTS.format(db_url=db_url))
+    export = tmp_path / "export.csv"
+    header = "date,hours,client,description\n"
+    export.write_text(header + "2026-11-02,1,ACME Corp,a\n2026-11-02,2,Globex,g\n")
+    assert run(config, "sync").returncode == 0
+    export.write_text(header + "2026-11-02,1,ACME Corp,a\n2026-11-03,1,ACME Corp,b\n")
+    done = run(config, "sync")
+    assert done.returncode == 0, done.stdout + done.stderr
+    balances = {row["customer"]: row["balance"] for row in run_json(config, "balance")}
+    assert balances == {"acme": "2800.00", "globex": "800.00"}
+    # The old reading, asked for: the file lists every entry of its dates.
+    config.write_text(
+        TWO_CLIENTS.format(db_url=db_url).replace(
+            "path: export.csv", "path: export.csv\n    snapshot: dates"
+        )
+    )
+    assert run(config, "sync", "--full").returncode == 0
+    balances = {row["customer"]: row["balance"] for row in run_json(config, "balance")}
+    assert balances == {"acme": "2800.00", "globex": "1000.00"}

@@ -528,6 +528,27 @@ def test_pages_carry_the_snapshot_and_only_the_last_completes_it(tmp_path: Path)
     assert len({e.external_id for p in pages for e in p.entries}) == rows
 
 
+def test_a_snapshot_covers_the_clients_the_file_names_by_default(tmp_path: Path) -> None:
+    """Issue 10 (filtered exports): an export of one client says nothing about the others."""
+    text = GENERIC_HEADER + ROWS[0] + "2026-03-03,1,Ada,,Website,Dev,true,No client\n"
+    path = write(tmp_path / "acme.csv", text)
+    (page,) = fetch(path)
+    assert (page.snapshot, page.snapshot_clients) == (
+        DateWindow(dt.date(2026, 3, 2), dt.date(2026, 3, 3)),
+        frozenset({"ACME Corp", ""}),
+    )
+    (page,) = fetch(path, snapshot="dates")
+    assert (page.snapshot is not None, page.snapshot_clients) == (True, None)
+    (page,) = fetch(path, snapshot="none")
+    assert (page.snapshot, page.snapshot_complete, len(page.entries)) == (None, False, 2)
+    assert page.cursor is not None
+    no_client_column = write(tmp_path / "plain.csv", "date,hours\n2026-03-02,1\n")
+    (page,) = fetch(no_client_column)
+    assert (page.snapshot is not None, page.snapshot_clients) == (True, None)
+    with pytest.raises(ConnectorError, match=r"sources\[1\]\.snapshot: unknown"):
+        make_source(path, snapshot="clients")
+
+
 def test_invalid_records_ride_on_the_page_where_they_occur(tmp_path: Path) -> None:
     rows = generated_rows(2 * PAGE_SIZE).splitlines(keepends=True)
     rows.insert(10, "2026-03-02,oops,Ada,A,W,D,true,early\n")  # line 12: on the first page

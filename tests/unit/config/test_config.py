@@ -963,25 +963,29 @@ def test_parse_duration_rejects(text: str) -> None:
 
 def test_csv_reading_settings_are_read(tmp_path: Path) -> None:
     data = base_data()
-    data["sources"][3].update(date_order="dmy", max_hours="10.5", encoding="cp1252")
+    data["sources"][3].update(
+        date_order="dmy", max_hours="10.5", encoding="cp1252", snapshot="dates"
+    )
 
     exports = parse_config(data, tmp_path / "config.yaml", ENV).sources[3]
 
     assert isinstance(exports, CsvSettings)
-    assert (exports.date_order, exports.max_hours, exports.encoding) == (
+    assert (exports.date_order, exports.max_hours, exports.encoding, exports.snapshot) == (
         "dmy",
         Decimal("10.5"),
         "cp1252",
+        "dates",
     )
 
 
 def test_csv_reading_settings_default_to_auto_24_hours_and_utf8(tmp_path: Path) -> None:
     exports = parse_config(base_data(), tmp_path / "config.yaml", ENV).sources[3]
     assert isinstance(exports, CsvSettings)
-    assert (exports.date_order, exports.max_hours, exports.encoding) == (
+    assert (exports.date_order, exports.max_hours, exports.encoding, exports.snapshot) == (
         "auto",
         Decimal(24),
         "utf-8",
+        "dates_and_clients",
     )
 
 
@@ -995,6 +999,7 @@ def test_csv_reading_settings_default_to_auto_24_hours_and_utf8(tmp_path: Path) 
         ("max_hours", "1e3", "must be a number"),
         ("max_hours", 12.5, "must be an exact decimal"),
         ("encoding", "windows-1250x", "is not a known text encoding"),
+        ("snapshot", "clients", "must be dates, dates_and_clients or none"),
     ],
 )
 def test_bad_csv_reading_settings_name_their_path(
