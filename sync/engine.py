@@ -105,6 +105,9 @@ class _RunState:
     run_id: int
     summary: RunSummary
     protected_dates: set[dt.date] = field(default_factory=set)
+    # Ids of records that were invalid this run: their last good version is not a deletion,
+    # whatever date the invalid one has (a CSV id on two lines, an edit to a bad value).
+    protected_ids: set[str] = field(default_factory=set)
     undated_invalid: bool = False
     # Whether the source has unresolved invalid records a valid version could resolve; most
     # runs have none, and then a page needs no look-up for them.
@@ -193,7 +196,9 @@ class SyncEngine:
                     if page.snapshot is not None and page.snapshot_complete:
                         # A source may answer a window with its own (a CSV file covers its
                         # dates): any complete re-read counts as this run's reconciliation.
-                        self._reconcile(conn, settings.name, page.snapshot, state)
+                        self._reconcile(
+                            conn, settings.name, page.snapshot, state, page.snapshot_clients
+                        )
                         reconciled = True
                     crash_point("before_page_commit")
                 crash_point("after_page_commit")
@@ -428,6 +433,8 @@ class SyncEngine:
         for record in records:
             assert isinstance(record, InvalidRecord)
             state.summary.invalid += 1
+            if record.external_id is not None:
+                state.protected_ids.add(record.external_id)
             if record.spent_date is None:
                 state.undated_invalid = True
             else:
@@ -476,10 +483,16 @@ class SyncEngine:
     # --- deletions ------------------------------------------------------------------------
 
     def _reconcile(
-        self, conn: Connection, source: str, window: DateWindow, state: _RunState
+        self,
+        conn: Connection,
+        source: str,
+        window: DateWindow,
+        state: _RunState,
+        clients: frozenset[str] | None = None,
     ) -> None:
         """Entries the ledger knows in `window` that a complete re-read no longer returned
         were deleted in the tracker: reverse them, unless the guard says the answer is suspect.
+        `clients`, when set, narrows the snapshot to those client names (see `Page`).
         """
         summary = state.summary
         now = self.clock()
@@ -489,6 +502,11 @@ class SyncEngine:
             & (E.c.spent_date <= window.end)
             & E.c.deleted.is_(False)
         )
+        if clients is not None:
+            named = E.c.client_name.in_(sorted(name for name in clients if name))
+            in_window = in_window & (
+                or_(named, E.c.client_name.is_(None)) if "" in clients else named
+            )
         if state.undated_invalid:
             summary.warnings.append(
                 f"{source}: deletions in {window.start}..{window.end} not reconciled because a"
@@ -504,7 +522,12 @@ class SyncEngine:
         ).one()
         known = int(known)
         rows = conn.execute(select(E).where(and_(in_window, not_seen))).all() if missed else []
-        vanished = [row for row in rows if row.spent_date not in state.protected_dates]
+        vanished = [
+            row
+            for row in rows
+            if row.spent_date not in state.protected_dates
+            and row.external_id not in state.protected_ids
+        ]
         if len(vanished) > GUARD_MIN_ENTRIES and len(vanished) > known * GUARD_SHARE:
             summary.warnings.append(
                 f"{source}: a complete re-read of {window.start}..{window.end} returned"

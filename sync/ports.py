@@ -107,6 +107,9 @@ class Page:
     `cursor`: what to store once this page is committed (None leaves the stored one).
     `snapshot`: set on every page of a complete re-read of that window; `snapshot_complete` on
     the last page of it, when the engine diffs the window against the ledger.
+    `snapshot_clients`: when set, the snapshot covers only entries of these client names in
+    the window ("" for entries without a client): an export filtered to one client says
+    nothing about the others' work.
     `requests`: HTTP requests spent producing this page (quota accounting).
     """
 
@@ -116,6 +119,7 @@ class Page:
     snapshot: DateWindow | None = None
     snapshot_complete: bool = False
     requests: int = 0
+    snapshot_clients: frozenset[str] | None = None
 
 
 class TimeSource(Protocol):

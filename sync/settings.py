@@ -25,6 +25,8 @@ CreditOn = Literal["paid", "issued"]
 CollectionMethod = Literal["send_invoice", "charge_automatically"]
 TogglScope = Literal["workspace", "me"]
 CsvFormat = Literal["generic", "harvest", "toggl", "clockify"]
+DateOrder = Literal["auto", "dmy", "mdy", "ymd"]
+CsvSnapshot = Literal["dates", "dates_and_clients", "none"]
 XeroStatus = Literal["DRAFT", "AUTHORISED"]
 XeroLineAmountTypes = Literal["Exclusive", "Inclusive", "NoTax"]
 
@@ -229,10 +231,21 @@ class ClockifySettings(SourceSettings):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CsvSettings(SourceSettings):
-    """A CSV export on disk: each file is a full snapshot of the dates it covers."""
+    """A CSV export on disk: each file is a full snapshot of the dates it covers.
+
+    `date_order`: how D/M/Y-like dates are read; `auto` reads only what the source's dates
+    prove (README, "CSV exports"). `max_hours`: longer entries are invalid, not charged.
+    `encoding`: the file's text encoding (Python codec name, e.g. cp1252). `snapshot`: what a
+    file is a complete list of, so what its missing rows delete: its dates, its dates for the
+    clients it names (an export filtered to one client), or nothing.
+    """
 
     file: Path
     format: CsvFormat = "generic"
+    date_order: DateOrder = "auto"
+    max_hours: Decimal = Decimal(24)
+    encoding: str = "utf-8"
+    snapshot: CsvSnapshot = "dates_and_clients"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

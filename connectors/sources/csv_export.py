@@ -1,10 +1,12 @@
-"""CSV exports as a time source: a file on disk is a full snapshot of the dates it covers.
+"""CSV exports as a time source: a file on disk is a full snapshot of the dates it covers, for
+the clients it names (the source's `snapshot` setting: `dates_and_clients`, `dates`, `none`).
 
 Exports carry no stable ids, so a row's identity is a short hash of what identifies the work
 (date, user, client, project, task, description, start time) plus an occurrence counter for
 identical rows ("3f9c...#2"). Editing a row's hours is then an update of the same entry (its
 `version`, a hash of the row's recognised cells, changes), not a deletion and an addition.
-A file with `id` (and `updated_at`) columns uses them instead.
+A file with an `id` column uses it as the identity; its `updated_at` column is not the version
+(an edit under an unchanged stamp is still an edit), only kept with the row.
 
 The file is streamed, never held in memory. A scan pass reads the work dates (the snapshot
 window: every readable date of the file) and checks that at least one row is valid; a second
@@ -12,29 +14,39 @@ pass yields pages of up to `PAGE_SIZE` entries, every page marked as a snapshot 
 and the last one complete, so the engine can reverse entries whose rows vanished. A file with no
 valid row is never a snapshot (it would delete everything): its one page only reports the
 invalid rows. The cursor is the sha256 of the file's bytes, so an unchanged file costs one hash
-and no page. Both passes hash what they parse; a file that changes in between fails the run
+and no page, followed by the date order the source has proven ("<sha256> dmy"): the adapter
+keeps no other state, and `date_order: auto` must remember a proof across files.
+Both passes hash what they parse; a file that changes in between fails the run
 before the last page, the one that completes the snapshot and carries the cursor.
 
+Dates like 03/04/2026 are read in the source's `date_order`; in `auto`, the scan pass finds
+what the file's dates prove (a day above 12), and a file whose order stays open while one of its
+dates depends on it is refused whole, naming the setting: it is never guessed.
+
 The formats and cell syntax (dates, times, durations) are described in `csv_formats`. Files are
-UTF-8 (a BOM is fine), with any line ending, separated by `,`, `;` or tab (found from the
-header line; with `;` or tab a decimal comma is accepted).
+UTF-8 (a BOM is fine) unless the source's `encoding` says otherwise, with any line ending,
+separated by `,`, `;` or tab (found from the header line; with `;` or tab a decimal comma is
+accepted).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import itertools
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from connectors.sources.csv_formats import (
+    DATE_ORDERS,
     FORMATS,
     BadRow,
     Dates,
+    DurationLimit,
     RowFields,
     RowHead,
     RowParser,
@@ -82,15 +94,18 @@ class _HashingReader(io.RawIOBase):
 class _Pass:
     """One streaming read of the file: the header, then (line number, cells) per record."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, encoding: str = "utf-8", setting: str = "encoding") -> None:
         self.name = path.name
+        self._path, self._encoding, self._setting = path, encoding, setting
         self._digest = hashlib.sha256()
         try:
             raw = path.open("rb")
         except OSError as error:
             raise ConnectorError(f"file {path} cannot be read: {error.strerror}") from None
         hashing = io.BufferedReader(_HashingReader(raw, self._digest.update), 1 << 16)
-        self._text = io.TextIOWrapper(hashing, encoding="utf-8-sig", newline="")
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that is not a header.
+        codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+        self._text = io.TextIOWrapper(hashing, encoding=codec, newline="")
         try:
             first = self._text.readline()
             while first and not first.strip():
@@ -124,7 +139,14 @@ class _Pass:
 
     def _unreadable(self, error: Exception, line: int) -> ConnectorError:
         if isinstance(error, UnicodeDecodeError):
-            return ConnectorError(f"{self.name} near line {line} is not UTF-8: save it as UTF-8")
+            # The text layer decodes ahead of the CSV reader: find the line of the bad byte.
+            line = _undecodable_line(self._path, self._encoding) or line
+            return ConnectorError(
+                f"{self.name} line {line} is not {self._encoding} text: save it as "
+                f"{self._encoding}, or set {self._setting} to the file's encoding "
+                "(e.g. cp1252 for Excel on Windows)",
+                kind="config",
+            )
         return ConnectorError(f"{self.name} line {line} is not valid CSV: {error}")
 
     def hexdigest(self) -> str:
@@ -139,6 +161,21 @@ class _Pass:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _undecodable_line(path: Path, encoding: str) -> int | None:
+    """The line (1-based) holding the first byte `encoding` cannot decode, if one does."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as stream:
+            for number, raw in enumerate(stream, 1):
+                try:
+                    decoder.decode(raw)
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None
 
 
 def _short_hash(text: str) -> str:
@@ -180,15 +217,55 @@ class _Identities:
 
 @dataclass(frozen=True, slots=True)
 class _Scan:
-    """What the scan pass learned: the bytes' hash, the snapshot window, the date order, and
-    (for `check_connection` only) the row counts.
+    """What the scan pass learned: the bytes' hash, the snapshot window, the date order the
+    file is read in (None: every date it has is unambiguous), what its dates proved about that
+    order, and (for `check_connection` only) the row counts.
     """
 
     digest: str
     window: DateWindow | None
-    day_first: bool
+    order: str | None
     rows: int
     invalid: int
+    proven: str | None = None
+    duplicates: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    clients: frozenset[str] | None = None
+
+
+@dataclass(slots=True)
+class _Evidence:
+    """The first date, with its line, that proves each order or needs one: for messages."""
+
+    day_first: tuple[str, int] | None = None
+    month_first: tuple[str, int] | None = None
+    ambiguous: tuple[str, int] | None = None
+
+    def note(self, dates: Dates, line: int) -> None:
+        """Record what `dates` learned while reading the record on `line`."""
+        if self.day_first is None and dates.day_first_proof is not None:
+            self.day_first = (dates.day_first_proof, line)
+        if self.month_first is None and dates.month_first_proof is not None:
+            self.month_first = (dates.month_first_proof, line)
+        if self.ambiguous is None and dates.ambiguous is not None:
+            self.ambiguous = (dates.ambiguous, line)
+
+
+def split_cursor(cursor: str | None) -> tuple[str | None, str | None]:
+    """The stored cursor as (file digest, date order the source proved before).
+
+    The cursor is the file's sha256, followed by " dmy" or " mdy" once a file of the source
+    proved its date order: the adapter keeps no other state, and the engine stores the cursor
+    with the page that completes the file, so only an accepted file teaches an order.
+    """
+    if not cursor:
+        return None, None
+    digest, _, order = cursor.partition(" ")
+    return digest, (order if order in ("dmy", "mdy") else None)
+
+
+def join_cursor(digest: str, order: str | None) -> str:
+    """The cursor to store: the digest, and the proven date order when there is one."""
+    return digest if order is None else f"{digest} {order}"
 
 
 class CsvSource:
@@ -201,6 +278,25 @@ class CsvSource:
                 f"(one of {', '.join(FORMATS)})",
                 kind="config",
             )
+        if settings.snapshot not in ("dates", "dates_and_clients", "none"):
+            raise ConnectorError(
+                f"{settings.yaml_path}.snapshot: unknown scope {settings.snapshot!r} "
+                "(one of dates, dates_and_clients, none)",
+                kind="config",
+            )
+        if settings.date_order not in DATE_ORDERS:
+            raise ConnectorError(
+                f"{settings.yaml_path}.date_order: unknown date order {settings.date_order!r} "
+                f"(one of {', '.join(DATE_ORDERS)})",
+                kind="config",
+            )
+        try:
+            codecs.lookup(settings.encoding)
+        except LookupError:
+            raise ConnectorError(
+                f"{settings.yaml_path}.encoding: unknown text encoding {settings.encoding!r}",
+                kind="config",
+            ) from None
         self._settings = settings
         self._format = FORMATS[settings.format]
 
@@ -210,7 +306,7 @@ class CsvSource:
 
     def check_connection(self) -> str:
         """Read the whole file once; say how many rows it has and how many are invalid."""
-        scan = self._scan(count_invalid=True)
+        scan = self._scan(count_invalid=True, remembered=None)
         invalid = f" ({scan.invalid} invalid)" if scan.invalid else ""
         return f"{self._settings.file}: {scan.rows} rows{invalid}, {self._format.name} format"
 
@@ -220,27 +316,81 @@ class CsvSource:
         `request.window` only forces a re-read: the file decides which dates it covers.
         """
         self._require_file()
-        unchanged = request.cursor is not None and request.cursor == self._digest()
+        digest, remembered = split_cursor(request.cursor)
+        unchanged = digest is not None and digest == self._digest()
         if unchanged and request.window is None:
             return
-        yield from self._pages(self._scan(count_invalid=False))
+        yield from self._pages(self._scan(count_invalid=False, remembered=remembered))
 
     # --- passes ---------------------------------------------------------------------------
 
-    def _scan(self, count_invalid: bool) -> _Scan:
-        scan, dates = self._scan_once(False, count_invalid)
-        if dates.day_first_seen and not dates.month_first_seen:
-            scan, _ = self._scan_once(True, count_invalid)
-        return scan
+    def _scan(self, count_invalid: bool, remembered: str | None) -> _Scan:
+        """Scan the file in the set order; in `auto`, in the order the source has proven (by
+        this file or an earlier one), or refuse the file when its dates leave it open.
+        """
+        setting = self._settings.date_order
+        order = setting if setting != "auto" else remembered
+        scan, evidence = self._scan_once(order, count_invalid)
+        if setting != "auto":
+            return scan
+        proven = self._proven_order(evidence, remembered)
+        if proven != order:
+            scan, _ = self._scan_once(proven, count_invalid)
+        return replace(scan, proven=proven)
 
-    def _scan_once(self, day_first: bool, count_invalid: bool) -> tuple[_Scan, Dates]:
+    def _proven_order(self, evidence: _Evidence, remembered: str | None) -> str | None:
+        """The order the dates prove (or the source proved before), or a ConnectorError."""
+        name, where = self._settings.file.name, f"{self._settings.yaml_path}.date_order"
+        fix = f"set {where} to dmy, mdy or ymd"
+        day_first, month_first = evidence.day_first, evidence.month_first
+        if day_first and month_first:
+            raise ConnectorError(
+                f"{name}: {day_first[0]} (line {day_first[1]}) is day first but "
+                f"{month_first[0]} (line {month_first[1]}) is month first; the file is not "
+                f"read: {fix}",
+                kind="config",
+            )
+        proven = "dmy" if day_first else "mdy" if month_first else None
+        proof = day_first or month_first
+        if proven and remembered and proven != remembered and proof:
+            raise ConnectorError(
+                f"{name}: {proof[0]} (line {proof[1]}) is "
+                f"{'day' if proven == 'dmy' else 'month'} first, but earlier files of this "
+                f"source were {'day' if remembered == 'dmy' else 'month'} first; the file is "
+                f"not read: {fix}",
+                kind="config",
+            )
+        proven = proven or remembered
+        if proven is None and evidence.ambiguous:
+            text, line = evidence.ambiguous
+            raise ConnectorError(
+                f"{name}: {text} (line {line}) reads as day first or month first and no date "
+                f"of this source proves which (a day above 12); the file is not read: {fix}",
+                kind="config",
+            )
+        return proven
+
+    def _scan_once(self, order: str | None, count_invalid: bool) -> tuple[_Scan, _Evidence]:
         rows = invalid = 0
         any_valid = False
         first = last = None
+        evidence = _Evidence()
+        first_line: dict[str, int] = {}
+        duplicates: dict[str, tuple[int, ...]] = {}
+        clients: set[str] = set()
         with self._open() as read:
-            parser = self._parser(read, Dates(day_first))
-            for _, row in read.records():
+            parser = self._parser(read, Dates(order))
+            dates = parser.dates
+            has_ids = "id" in parser.index
+            by_client = self._settings.snapshot == "dates_and_clients" and "client" in parser.index
+            for line, row in read.records():
                 rows += 1
+                if by_client:
+                    clients.add(parser.client_of(row))
+                if has_ids and (row_id := parser.row_id(row)) is not None:
+                    seen = first_line.setdefault(row_id, line)
+                    if seen != line:
+                        duplicates[row_id] = (*duplicates.get(row_id, (seen,)), line)
                 if count_invalid or not any_valid:
                     try:
                         parser.parse(row)
@@ -253,9 +403,13 @@ class CsvSource:
                         first = day
                     if last is None or day > last:
                         last = day
+                evidence.note(dates, line)
             window = DateWindow(first, last) if any_valid and first and last else None
-            scan = _Scan(read.hexdigest(), window, day_first, rows, invalid)
-            return scan, parser.dates
+            if self._settings.snapshot == "none":
+                window = None  # the file only adds and changes: a missing row deletes nothing
+            covered = frozenset(clients) if by_client else None
+            scan = _Scan(read.hexdigest(), window, order, rows, invalid, None, duplicates, covered)
+            return scan, evidence
 
     def _pages(self, scan: _Scan) -> Iterator[Page]:
         source = self._settings.name
@@ -263,7 +417,7 @@ class CsvSource:
         entries: list[TimeEntry] = []
         invalid: list[InvalidRecord] = []
         with self._open() as read:
-            parser = self._parser(read, Dates(scan.day_first))
+            parser = self._parser(read, Dates(scan.order))
             header = read.header
             for line, row in read.records():
                 raw: dict[str, Any] = dict(zip(header, row, strict=False))
@@ -271,9 +425,9 @@ class CsvSource:
                     raw["(cells beyond the header)"] = row[len(header) :]
                 try:
                     fields = parser.parse(row)
-                    external_id, seen = identities.of(fields.head)
-                    if seen > 1 and fields.head.row_id:
-                        raise BadRow(f"id {external_id!r} appears more than once", fields.head.day)
+                    external_id, _ = identities.of(fields.head)
+                    if fields.head.row_id in scan.duplicates:
+                        raise BadRow(_duplicate(external_id, scan), fields.head.day, fields.head)
                 except BadRow as bad:
                     head_id = identities.of(bad.head)[0] if bad.head else parser.row_id(row)
                     locator = f"{read.name} line {line}"
@@ -282,7 +436,12 @@ class CsvSource:
                     )
                     continue
                 if len(entries) == PAGE_SIZE:
-                    yield Page(entries=tuple(entries), invalid=tuple(invalid), snapshot=scan.window)
+                    yield Page(
+                        entries=tuple(entries),
+                        invalid=tuple(invalid),
+                        snapshot=scan.window,
+                        snapshot_clients=scan.clients,
+                    )
                     entries, invalid = [], []
                 entries.append(_entry(source, external_id, fields, raw))
             if read.hexdigest() != scan.digest:
@@ -290,9 +449,10 @@ class CsvSource:
         yield Page(
             entries=tuple(entries),
             invalid=tuple(invalid),
-            cursor=scan.digest,
+            cursor=join_cursor(scan.digest, scan.proven),
             snapshot=scan.window,
             snapshot_complete=scan.window is not None,
+            snapshot_clients=scan.clients,
         )
 
     # --- the file -------------------------------------------------------------------------
@@ -315,7 +475,8 @@ class CsvSource:
 
     def _open(self) -> _Pass:
         self._require_file()
-        return _Pass(self._settings.file)
+        settings = self._settings
+        return _Pass(settings.file, settings.encoding, f"{settings.yaml_path}.encoding")
 
     def _parser(self, read: _Pass, dates: Dates) -> RowParser:
         """A parser for this file's header, or a ConnectorError naming what to fix."""
@@ -327,7 +488,8 @@ class CsvSource:
                 f"(set {where}.format: {guessed})",
                 kind="config",
             )
-        parser = RowParser(fmt, read.header, read.delimiter != ",", dates)
+        limit = DurationLimit(self._settings.max_hours, f"{where}.max_hours")
+        parser = RowParser(fmt, read.header, read.delimiter != ",", dates, limit)
         if missing := parser.missing(fmt):
             raise ConnectorError(
                 f"{read.name}: header not recognised as a {fmt.name} export: missing "
@@ -337,12 +499,22 @@ class CsvSource:
         return parser
 
 
+def _duplicate(row_id: str, scan: _Scan) -> str:
+    """Why every row of a repeated id is invalid: which one is meant is not for us to pick."""
+    lines = [str(line) for line in scan.duplicates[row_id]]
+    if len(lines) > 5:
+        listed = f"{', '.join(lines[:5])} and {len(lines) - 5} more"
+    else:
+        listed = f"{', '.join(lines[:-1])} and {lines[-1]}"
+    return f"id {row_id!r} appears on lines {listed}: keep one row per id"
+
+
 def _entry(source: str, external_id: str, fields: RowFields, raw: dict[str, Any]) -> TimeEntry:
     head = fields.head
     return TimeEntry(
         source=source,
         external_id=external_id,
-        version=fields.updated_at or _short_hash(_SEP.join(fields.cells)),
+        version=_short_hash(_SEP.join(fields.cells)),
         spent_date=head.day,
         seconds=fields.seconds,
         billable=fields.billable,

@@ -13,11 +13,12 @@ are matched case-insensitively, in any order, extra columns ignored:
 - `clockify`, the detailed report: as Toggl, with Duration (h) (H:MM:SS, preferred because it
   is exact to the second), Duration (decimal), Billable Rate (CUR).
 
-Dates: YYYY-MM-DD; D.M.YYYY (day first); M/D/YYYY (month first: Clockify's US default and
-Harvest's import form), unless a file's slash dates show a day above 12 in the first place and
-none in the second, when the whole file is read day first (the caller decides, see `Dates`).
-Times of day: HH:MM[:SS] with an optional AM/PM. Durations: decimal hours or H:MM[:SS]. A start
-or end without an offset is read as UTC. Booleans: true/false, yes/no, y/n, 1/0, any case.
+Dates: YYYY-MM-DD (or YYYY/MM/DD), always; D/M/YYYY, M/D/YYYY, D.M.YYYY in the source's
+`date_order`, or in `auto` only as far as the dates prove their order (see `Dates`; the caller
+decides for the whole file).
+Times of day: HH:MM[:SS] with an optional AM/PM. Durations: decimal hours (no exponent, not
+negative) or H:MM[:SS], at most the source's `max_hours`. A start or end without an offset is
+read as UTC. Booleans: true/false, yes/no, y/n, 1/0, any case.
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ class RowHead(NamedTuple):
 
 
 class RowFields(NamedTuple):
-    """A fully parsed row. `cells` is the recognised cells, stripped, in field order: what the
-    row says, hashed into its version when the export has no updated-at column.
+    """A fully parsed row. `cells` is the recognised cells but id and updated_at, stripped, in
+    field order: what the row says, hashed into its version.
     """
 
     head: RowHead
@@ -152,19 +153,28 @@ class RowFields(NamedTuple):
     cells: tuple[str, ...]
 
 
+DATE_ORDERS = ("auto", "dmy", "mdy", "ymd")
+
+
 class Dates:
-    """Reads dates; notes whether slash dates show a day first (13/02/2026) or a month first
-    (02/13/2026), so a caller can read the whole file in the order its data proves.
+    """Reads dates in one order, and notes what the file's dates prove about their order.
+
+    `order` is "dmy", "mdy" or "ymd", or None while a file in `auto` has proven nothing: then
+    a date is read only when it is unambiguous (ISO 8601, year first, or day equal to month),
+    and an ambiguous one raises `AmbiguousDate`. Whatever the order, the first date of the file
+    that could only be day first (13/02/2026) or only month first (02/13/2026) is remembered
+    with its text, so the caller can prove, or refuse, the order of the whole file.
     """
 
-    def __init__(self, day_first: bool) -> None:
-        self.day_first = day_first
-        self.day_first_seen = False
-        self.month_first_seen = False
+    def __init__(self, order: str | None) -> None:
+        self.order = order
+        self.day_first_proof: str | None = None  # the first date with a day > 12 first
+        self.month_first_proof: str | None = None  # the first date with a day > 12 second
+        self.ambiguous: str | None = None  # the first date whose order matters and is unproven
         self.known: dict[str, dt.date] = {}  # dates already read: a file has few distinct days
 
     def parse(self, text: str) -> dt.date:
-        """The date, or ValueError."""
+        """The date, or ValueError (AmbiguousDate when only the order is missing)."""
         day = self.known.get(text)
         if day is None:
             day = self._parse(text)
@@ -177,16 +187,43 @@ class Dates:
             return dt.date.fromisoformat(text)
         sep = "/" if "/" in text else "."
         parts = text.split(sep)
-        if len(parts) != 3 or len(parts[2]) != 4 or not all(p.isdigit() for p in parts):
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise ValueError(text)
+        if len(parts[0]) == 4 and len(parts[2]) <= 2:  # 2026/03/15: year first, never doubtful
+            return dt.date(int(parts[0]), int(parts[1]), int(parts[2]))
+        if len(parts[2]) != 4:
             raise ValueError(text)
         first, second, year = int(parts[0]), int(parts[1]), int(parts[2])
-        if sep == ".":
+        if first > 12 >= second and self.day_first_proof is None:
+            self.day_first_proof = text
+        if second > 12 >= first and self.month_first_proof is None:
+            self.month_first_proof = text
+        order = self.order
+        if order is None:
+            if first > 12 >= second:
+                order = "dmy"
+            elif second > 12 >= first or first == second:
+                order = "mdy"
+            else:
+                if self.ambiguous is None:
+                    self.ambiguous = text
+                raise AmbiguousDate(text)
+        if order == "dmy":
             return dt.date(year, second, first)
-        self.day_first_seen |= first > 12 >= second
-        self.month_first_seen |= second > 12 >= first
-        if self.day_first:
-            return dt.date(year, second, first)
-        return dt.date(year, first, second)
+        if order == "mdy":
+            return dt.date(year, first, second)
+        raise ValueError(text)  # ymd: a date with the year last is not in the set order
+
+
+_DATE_FORMS = {
+    "dmy": "or D/M/YYYY as date_order says",
+    "mdy": "or M/D/YYYY as date_order says",
+    "ymd": "or YYYY/MM/DD as date_order says",
+}
+
+
+class AmbiguousDate(ValueError):
+    """A date that reads both ways (03/04/2026) in a file whose order is not known."""
 
 
 def is_clock(text: str) -> bool:
@@ -226,6 +263,22 @@ _PICKED = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class DurationLimit:
+    """The longest entry a source may charge (`max_hours`); `setting` names it in reasons."""
+
+    hours: Decimal
+    setting: str
+
+    @property
+    def seconds(self) -> int:
+        return to_minor(self.hours, HOUR_UNIT)
+
+    def reason(self, seconds: int) -> str:
+        hours = (Decimal(seconds) / 3600).quantize(Decimal("0.01"))
+        return f"{hours} hours is more than {self.setting} ({self.hours}): not charged"
+
+
 class RowParser:
     """Turns one record's cells into `RowFields` for a format, or raises `BadRow` saying why.
 
@@ -234,7 +287,14 @@ class RowParser:
     the caches of repeated dates, durations and times keep a row to a few microseconds.
     """
 
-    def __init__(self, fmt: ExportFormat, header: Sequence[str], decimal_comma: bool, dates: Dates):
+    def __init__(
+        self,
+        fmt: ExportFormat,
+        header: Sequence[str],
+        decimal_comma: bool,
+        dates: Dates,
+        limit: DurationLimit | None = None,
+    ):
         self.index: dict[str, int] = {}
         self.labels: dict[str, str] = {}
         self.rate_currency: str | None = None
@@ -248,6 +308,8 @@ class RowParser:
                 self.labels[field] = header[position].strip()
         self.width = len(header)
         self.dates = dates
+        self.limit = limit
+        self._max_seconds = limit.seconds if limit is not None else 1 << 62
         self.decimal_comma = decimal_comma
         self.tag_separator = fmt.tag_separator
         self.has_billable = "billable" in self.index
@@ -257,7 +319,10 @@ class RowParser:
         self._pick = operator.itemgetter(*(self.index.get(name, -1) for name in _PICKED))
         # In field order, so a re-export with its columns moved keeps every version; the two
         # trailing -1 make itemgetter return a tuple however few columns are recognised.
-        recognised = [self.index[field] for field in sorted(self.index)] + [-1, -1]
+        # The export's id and updated_at are not content: the id is the identity, and a stamp
+        # that did not move must not hide an edit (nor a touched stamp make a new version).
+        content = sorted(set(self.index) - {"id", "updated_at"})
+        recognised = [self.index[field] for field in content] + [-1, -1]
         self._recognised = operator.itemgetter(*recognised)
 
     def missing(self, fmt: ExportFormat) -> list[str]:
@@ -282,6 +347,11 @@ class RowParser:
         except ValueError:
             pass
         return None
+
+    def client_of(self, row: list[str]) -> str:
+        """The row's client cell, stripped ("" when empty or absent)."""
+        index = self.index.get("client", -1)
+        return row[index].strip() if 0 <= index < len(row) else ""
 
     def row_id(self, row: list[str]) -> str | None:
         """The export's own id for this row, when it has one."""
@@ -336,6 +406,8 @@ class RowParser:
                     seconds = self._duration(text, "duration" if duration_text else "hours")
             else:
                 seconds = self._elapsed(start, stop)
+            if seconds > self._max_seconds and self.limit is not None:
+                raise BadRow(self.limit.reason(seconds))
             billable = self._flag(billable_text) if self.has_billable else True
             tags: tuple[str, ...] = ()
             if tags_text:
@@ -412,6 +484,8 @@ class RowParser:
         label = self.labels[field]
         if self.decimal_comma and "," in text and "." not in text:
             text = text.replace(",", ".")
+        if "e" in text or "E" in text:  # Decimal reads 1e3 as 1000: nobody types hours so
+            raise BadRow(f"{label} {text!r} is in exponent notation: write the plain number")
         try:
             value = Decimal(text)
         except InvalidOperation:
@@ -425,10 +499,14 @@ class RowParser:
     def _date(self, text: str, field: str) -> dt.date:
         try:
             return self.dates.parse(text)
+        except AmbiguousDate:
+            label = self.labels[field]
+            reason = f"{label} {text!r} reads as day first or month first: set date_order"
+            raise BadRow(reason) from None
         except ValueError:
             label = self.labels[field]
-            reason = f"{label} {text!r} is not a date (YYYY-MM-DD, M/D/YYYY or D.M.YYYY)"
-            raise BadRow(reason) from None
+            form = _DATE_FORMS.get(self.dates.order or "", "M/D/YYYY or D.M.YYYY")
+            raise BadRow(f"{label} {text!r} is not a date (YYYY-MM-DD, {form})") from None
 
     def _moment(self, text: str, day: dt.date | None, field: str) -> tuple[dt.datetime, dt.date]:
         """A start or end as an aware UTC datetime, with the work date it names locally."""

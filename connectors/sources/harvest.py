@@ -29,6 +29,7 @@ from connectors.sources.records import (
     text,
     text_id,
     utc,
+    with_content_version,
 )
 from sync.model import HOUR_UNIT, TimeEntry, to_minor
 from sync.ports import DateWindow, FetchRequest, Page
@@ -82,7 +83,7 @@ class HarvestSource:
             # The running max rides on every page: pages commit in order, so the cursor
             # never passes an entry that is not committed yet (I6).
             for entry in batch.entries:
-                stamp = utc(entry.version, "updated_at")
+                stamp = utc(entry.raw["updated_at"], "updated_at")
                 newest = stamp if newest is None or stamp > newest else newest
             cursor = iso_z(newest) if newest else None
             yield Page(batch.entries, batch.invalid, cursor=cursor, requests=spent)
@@ -125,10 +126,11 @@ class HarvestSource:
         if running and raw.get("timer_started_at") and raw.get("hours_without_timer") == 0:
             # Only the running segment exists, so the timer's start is the entry's start.
             start = utc(raw["timer_started_at"], "timer_started_at")
-        return TimeEntry(
+        _checked_stamp(required(raw, "updated_at"))  # the cursor's stamp: read it now
+        entry = TimeEntry(
             source=self.name,
             external_id=text_id(required(raw, "id")),
-            version=_checked_stamp(required(raw, "updated_at")),
+            version="",
             spent_date=day(required(raw, "spent_date"), "spent_date"),
             seconds=to_minor(number(required(raw, "hours"), "hours"), HOUR_UNIT),
             billable=flag(raw.get("billable"), "billable", default=True),
@@ -147,6 +149,7 @@ class HarvestSource:
             rate_currency=text(client.get("currency"), "client.currency") or None,
             raw=dict(raw),
         )
+        return with_content_version(entry)
 
 
 def _spent(raw: Mapping[str, Any]) -> Any:
@@ -154,7 +157,7 @@ def _spent(raw: Mapping[str, Any]) -> Any:
 
 
 def _checked_stamp(value: Any) -> str:
-    """`updated_at` exactly as Harvest wrote it (the version), once known to be a valid time."""
+    """`updated_at` exactly as Harvest wrote it (the cursor), once known to be a valid time."""
     utc(value, "updated_at")
     return str(value)
 

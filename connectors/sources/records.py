@@ -9,7 +9,10 @@ invalid new version is never mistaken for a deletion of the valid one before it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -38,6 +41,43 @@ class Batch:
 
 class RecordError(ValueError):
     """A field of a record is missing or has the wrong type; the text says which."""
+
+
+def content_version(entry: TimeEntry) -> str:
+    """The entry's version: a hash of what it says (date, times, duration, who, for whom, what,
+    tags, billable, description, rate), never its updated-at stamp alone.
+
+    A tracker may write two versions under one stamp (at a page boundary, or an edit within the
+    stamp's second), and the engine skips a record whose version it knows: a stamp-based version
+    would keep charging the first. A touch that changes nothing keeps the version.
+    """
+    fields = (
+        entry.spent_date.isoformat(),
+        entry.seconds,
+        entry.billable,
+        entry.start.isoformat() if entry.start else None,
+        entry.stop.isoformat() if entry.stop else None,
+        entry.running,
+        entry.user_id,
+        entry.user_name,
+        entry.client_id,
+        entry.client_name,
+        entry.project_id,
+        entry.project_name,
+        entry.task_id,
+        entry.task_name,
+        list(entry.tags),
+        entry.description,
+        None if entry.rate is None else str(entry.rate.normalize()),
+        entry.rate_currency,
+    )
+    text = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def with_content_version(entry: TimeEntry) -> TimeEntry:
+    """`entry` with its version set from its content (see `content_version`)."""
+    return dataclasses.replace(entry, version=content_version(entry))
 
 
 def required(raw: Mapping[str, Any], key: str) -> Any:

@@ -39,6 +39,7 @@ from connectors.sources.records import (
     text_id,
     utc,
     whole,
+    with_content_version,
 )
 from connectors.sources.windows import PlannedWindow, plan_windows, snapshot_pages
 from sync.model import TimeEntry
@@ -131,7 +132,8 @@ class TogglSource:
             for where, raw in _flatten(rows):
                 locator = f"page {page.number} {where}"
                 batch.add(read_record(self.name, raw, locator, self._report_entry, date_of=_start))
-            batch.entries = self.projects.enrich(batch.entries, lambda _entry: workspace)
+            enriched = self.projects.enrich(batch.entries, lambda _entry: workspace)
+            batch.entries = [with_content_version(entry) for entry in enriched]
             yield batch
 
     def _report_entry(self, raw: Mapping[str, Any]) -> TimeEntry:
@@ -152,7 +154,7 @@ class TogglSource:
         since = max(since, int((request.now - ME_MAX_AGE).timestamp()))
         counted = self.http.requests_made
         batch = self._read_v9({"since": since})
-        stamps = [int(utc(e.version, "at").timestamp()) for e in batch.entries]
+        stamps = [int(utc(e.raw["at"], "at").timestamp()) for e in batch.entries]
         newest = max([*stamps, stored or 0])
         cursor = str(newest) if newest else None
         spent, counted = self.http.requests_made - counted, self.http.requests_made
@@ -182,7 +184,9 @@ class TogglSource:
         answer = self.http.get_json(f"{V9}/me/time_entries", params)
         records = items_of(answer, None, f"{self.name}: me/time_entries")
         batch = read_page(self.name, records, 1, self._v9_entry, date_of=_start)
-        batch.entries = self.projects.enrich(batch.entries, self._entry_workspace)
+        enriched = self.projects.enrich(batch.entries, self._entry_workspace)
+        # Versioned once the project's name and client are known: they route the entry too.
+        batch.entries = [with_content_version(entry) for entry in enriched]
         return batch
 
     def _v9_entry(self, raw: Mapping[str, Any]) -> TimeEntry:
@@ -207,7 +211,7 @@ class TogglSource:
         return TimeEntry(
             source=self.name,
             external_id=text_id(required(raw, "id")),
-            version=_stamp(required(raw, "at")),
+            version=_stamp(required(raw, "at")),  # replaced by the content version, once enriched
             spent_date=start.date(),  # the user's day: Toggl writes start with its offset
             seconds=0 if running else seconds,
             billable=flag(raw.get("billable"), "billable"),
@@ -245,7 +249,7 @@ def _start(raw: Mapping[str, Any]) -> Any:
 
 
 def _stamp(value: Any) -> str:
-    """`at` exactly as Toggl wrote it (the version), once known to be a valid time."""
+    """`at` exactly as Toggl wrote it (the cursor's stamp), once known to be a valid time."""
     utc(value, "at")
     return str(value)
 

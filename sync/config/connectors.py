@@ -11,15 +11,19 @@ entries by name (`names_by_type`).
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TypedDict, get_args
 
 from sync.config.fields import FieldReader
 from sync.config.values import (
+    Invalid,
+    as_amount,
     as_bool,
     as_choice,
     as_cron,
@@ -37,6 +41,8 @@ from sync.settings import (
     ClockifySettings,
     CsvFormat,
     CsvSettings,
+    CsvSnapshot,
+    DateOrder,
     HarvestSettings,
     OutboxSettings,
     QuickBooksSettings,
@@ -193,9 +199,42 @@ def _read_csv(
     if file.is_dir():
         reader.error(join_path(path, "path"), "is a folder; give the path of a CSV file")
     formats = as_choice(*get_args(CsvFormat))
+    c = _CSV_DEFAULTS
     return CsvSettings(
-        **common, file=file, format=reader.optional(m, path, "format", formats, "generic")
+        **common,
+        file=file,
+        format=reader.optional(m, path, "format", formats, c.format),
+        date_order=reader.optional(m, path, "date_order", _DATE_ORDER, c.date_order),
+        max_hours=reader.optional(m, path, "max_hours", _max_hours, c.max_hours),
+        encoding=reader.optional(m, path, "encoding", _encoding, c.encoding),
+        snapshot=reader.optional(m, path, "snapshot", _SNAPSHOT, c.snapshot),
     )
+
+
+_CSV_DEFAULTS = CsvSettings(yaml_path="", name="", type="csv", file=Path())
+_DATE_ORDER = as_choice(*get_args(DateOrder))
+_SNAPSHOT = as_choice(*get_args(CsvSnapshot))
+_HOURS = as_amount(2, "hours", positive=True)
+
+
+def _max_hours(value: object) -> Decimal:
+    """The longest entry a CSV source may charge: plain decimal hours, up to a month (744)."""
+    if isinstance(value, str) and any(letter in value for letter in "eE"):
+        raise Invalid('must be a number such as "24"', "no exponent notation")
+    hours = _HOURS(value)
+    if hours > 744:
+        raise Invalid("must be at most 744 hours (a month)")
+    return hours
+
+
+def _encoding(value: object) -> str:
+    """A text encoding Python can decode (utf-8, cp1252, latin-1, utf-16, ...)."""
+    name = as_text(value)
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise Invalid("is not a known text encoding", "e.g. utf-8 or cp1252") from None
+    return name
 
 
 def _read_stripe(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from connectors.sources.csv_export import PAGE_SIZE, CsvSource
-from sync.model import InvalidRecord, TimeEntry
+from sync.model import TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.settings import CsvSettings
 from tests.support import ALL_FIXTURES
@@ -23,17 +23,22 @@ UTC = dt.UTC
 GENERIC_HEADER = "date,hours,user,client,project,task,billable,description\n"
 
 
-def make_source(path: Path, fmt: str = "generic") -> CsvSource:
-    settings = CsvSettings(
-        yaml_path="sources[1]", name="exports", type="csv", file=path, format=fmt
+def make_source(path: Path, fmt: str = "generic", **settings: Any) -> CsvSource:
+    return CsvSource(
+        CsvSettings(
+            yaml_path="sources[1]", name="exports", type="csv", file=path, format=fmt, **settings
+        )
     )
-    return CsvSource(settings)
 
 
 def fetch(
-    path: Path, fmt: str = "generic", cursor: str | None = None, window: DateWindow | None = None
+    path: Path,
+    fmt: str = "generic",
+    cursor: str | None = None,
+    window: DateWindow | None = None,
+    **settings: Any,
 ) -> list[Page]:
-    return list(make_source(path, fmt).fetch(FetchRequest(cursor, window, NOW)))
+    return list(make_source(path, fmt, **settings).fetch(FetchRequest(cursor, window, NOW)))
 
 
 def entries_of(pages: list[Page]) -> list[TimeEntry]:
@@ -123,11 +128,11 @@ def test_generic_rows_become_exact_entries() -> None:
 
 
 def test_generic_id_and_updated_at_columns_are_used_when_present() -> None:
-    first, second = entries_of(fetch(FIXTURES / "generic_ids.csv"))
+    first, second = entries_of(fetch(FIXTURES / "generic_ids.csv", date_order="mdy"))
     assert first == TimeEntry(
         source="exports",
         external_id="1001",
-        version="2026-03-02T10:00:00Z",
+        version=first.version,
         spent_date=dt.date(2026, 3, 2),
         seconds=8100,
         user_name="Ada",
@@ -143,7 +148,20 @@ def test_generic_id_and_updated_at_columns_are_used_when_present() -> None:
     assert second.external_id == "1002"
     assert second.spent_date == dt.date(2026, 3, 4)  # 03/04/2026 is month first
     assert (second.seconds, second.billable, second.rate) == (1800, False, None)
-    assert len(second.version) == 16  # no updated_at: a hash of the row
+    assert [len(first.version), len(second.version)] == [16, 16]  # hashes of what rows say
+
+
+def test_an_edit_under_an_unchanged_updated_at_is_a_new_version(tmp_path: Path) -> None:
+    """Issue 10 item 2: the file says 1 h where it said 0.05 h, updated_at untouched."""
+    header = "id,updated_at,date,hours,client\n"
+    before = fetch(write(tmp_path / "a.csv", header + "7,2026-03-02T10:00:00Z,2026-03-02,0.05,A\n"))
+    edited = fetch(write(tmp_path / "a.csv", header + "7,2026-03-02T10:00:00Z,2026-03-02,1,A\n"))
+    touched = fetch(
+        write(tmp_path / "a.csv", header + "7,2026-03-09T08:00:00Z,2026-03-02,0.05,A\n")
+    )
+    (old,), (new,), (same,) = (entries_of(pages) for pages in (before, edited, touched))
+    assert (old.external_id, new.external_id, new.seconds) == ("7", "7", 3600)
+    assert new.version != old.version == same.version
 
 
 def test_harvest_detailed_time_report() -> None:
@@ -242,6 +260,79 @@ def test_a_file_whose_slash_dates_prove_day_first_is_read_day_first(tmp_path: Pa
     assert pages[-1].snapshot == DateWindow(dt.date(2026, 3, 2), dt.date(2026, 3, 13))
 
 
+# --- date order -----------------------------------------------------------------------------
+
+DAY_FIRST_HEADER = "date,hours,client,description\n"
+
+
+def test_a_proven_day_first_order_is_remembered_for_the_next_export(tmp_path: Path) -> None:
+    """Issue 10 item 1: 15/03 proves day first; the next export's 01/11 and 07/11 are then
+    November, never January and July (which would "cover" March and delete its work)."""
+    march = write(tmp_path / "a.csv", DAY_FIRST_HEADER + "15/03/2026,12,ACME Corp,x\n")
+    pages = fetch(march)
+    assert [e.spent_date for e in entries_of(pages)] == [dt.date(2026, 3, 15)]
+    cursor = pages[-1].cursor
+    assert cursor is not None and cursor.endswith(" dmy")
+    later = DAY_FIRST_HEADER + "01/11/2026,2,ACME Corp,y\n07/11/2026,2,ACME Corp,z\n"
+    november = write(tmp_path / "a.csv", later)
+    pages = fetch(november, cursor=cursor)
+    assert [e.spent_date for e in entries_of(pages)] == [dt.date(2026, 11, 1), dt.date(2026, 11, 7)]
+    assert pages[-1].snapshot == DateWindow(dt.date(2026, 11, 1), dt.date(2026, 11, 7))
+    assert pages[-1].cursor is not None and pages[-1].cursor.endswith(" dmy")
+
+
+def test_an_unproven_ambiguous_file_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    text = DAY_FIRST_HEADER + "2026-11-02,1,A,iso\n01/11/2026,2,A,y\n07/11/2026,2,A,z\n"
+    path = write(tmp_path / "b.csv", text)
+    with pytest.raises(ConnectorError, match=r"01/11/2026 \(line 3\).*sources\[1\]\.date_order"):
+        fetch(path)
+    with pytest.raises(ConnectorError, match="date_order"):
+        make_source(path).check_connection()
+    # The same file is read when the operator says the order.
+    days = [e.spent_date for e in entries_of(fetch(path, date_order="dmy"))]
+    assert days == [dt.date(2026, 11, 2), dt.date(2026, 11, 1), dt.date(2026, 11, 7)]
+    days = [e.spent_date for e in entries_of(fetch(path, date_order="mdy"))]
+    assert days == [dt.date(2026, 11, 2), dt.date(2026, 1, 11), dt.date(2026, 7, 11)]
+
+
+def test_unambiguous_dates_need_no_proof(tmp_path: Path) -> None:
+    text = DAY_FIRST_HEADER + "2026-11-02,1,A,iso\n05/05/2026,2,A,same\n2026/11/09,1,A,ymd\n"
+    pages = fetch(write(tmp_path / "c.csv", text))
+    days = [e.spent_date for e in entries_of(pages)]
+    assert days == [dt.date(2026, 11, 2), dt.date(2026, 5, 5), dt.date(2026, 11, 9)]
+    assert pages[-1].cursor is not None and " " not in pages[-1].cursor  # nothing proven
+
+
+def test_dates_that_contradict_each_other_refuse_the_file(tmp_path: Path) -> None:
+    text = DAY_FIRST_HEADER + "15/03/2026,1,A,x\n03/16/2026,1,A,y\n"
+    with pytest.raises(ConnectorError, match=r"15/03/2026 \(line 2\) is day first but 03/16"):
+        fetch(write(tmp_path / "d.csv", text))
+
+
+def test_a_file_contradicting_the_sources_proven_order_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.csv", DAY_FIRST_HEADER + "03/16/2026,1,A,y\n")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ConnectorError, match="earlier files of this source were day first"):
+        fetch(path, cursor="0" * 64 + " dmy")
+    # An old cursor (a bare digest) proved nothing; the file proves month first.
+    pages = fetch(path, cursor="0" * 64)
+    assert pages[-1].cursor == f"{digest} mdy"
+
+
+def test_an_explicit_order_reads_every_date_that_way_and_rejects_the_rest(tmp_path: Path) -> None:
+    text = DAY_FIRST_HEADER + "03/04/2026,1,A,x\n03/16/2026,1,A,y\n2026-03-05,1,A,z\n"
+    (page,) = fetch(write(tmp_path / "f.csv", text), date_order="dmy")
+    assert [e.spent_date for e in page.entries] == [dt.date(2026, 4, 3), dt.date(2026, 3, 5)]
+    assert [r.reason for r in page.invalid] == [
+        "date '03/16/2026' is not a date (YYYY-MM-DD, or D/M/YYYY as date_order says)"
+    ]
+    (page,) = fetch(write(tmp_path / "g.csv", text), date_order="ymd")
+    assert [e.spent_date for e in page.entries] == [dt.date(2026, 3, 5)]
+    assert len(page.invalid) == 2
+    with pytest.raises(ConnectorError, match=r"sources\[1\]\.date_order: unknown"):
+        make_source(tmp_path / "g.csv", date_order="dym")
+
+
 def test_generic_without_date_column_takes_the_starts_local_date(tmp_path: Path) -> None:
     path = write(
         tmp_path / "g.csv",
@@ -294,20 +385,29 @@ def test_identical_rows_get_distinct_ids(tmp_path: Path) -> None:
     assert ids == [base, f"{base}#2", f"{base}#3"]
 
 
-def test_a_repeated_id_column_value_is_invalid(tmp_path: Path) -> None:
-    text = "id,date,hours\n7,2026-03-02,1\n7,2026-03-02,2\n"
+def test_a_repeated_id_makes_every_line_of_it_invalid(tmp_path: Path) -> None:
+    """Issue 10 (duplicate ids): the first row was charged and the second ignored; now both
+    are listed, with their lines, until the file is fixed (the entry keeps its last version)."""
+    text = "id,date,hours\n7,2026-03-02,1\n8,2026-03-02,1\n7,2026-03-03,2\n"
     (page,) = fetch(write(tmp_path / "ids.csv", text))
-    assert [e.external_id for e in page.entries] == ["7"]
-    assert page.invalid == (
-        InvalidRecord(
-            "exports",
-            "ids.csv line 3",
-            "id '7' appears more than once",
-            {},
-            "7",
-            dt.date(2026, 3, 2),
-        ),
-    )
+    assert [e.external_id for e in page.entries] == ["8"]
+    reason = "id '7' appears on lines 2 and 4: keep one row per id"
+    assert [(r.locator, r.reason, r.external_id, r.spent_date) for r in page.invalid] == [
+        ("ids.csv line 2", reason, "7", dt.date(2026, 3, 2)),
+        ("ids.csv line 4", reason, "7", dt.date(2026, 3, 3)),
+    ]
+
+
+def test_a_repeated_id_across_pages_is_found_before_the_first_page(tmp_path: Path) -> None:
+    rows = "".join(f"{n},2026-03-02,1\n" for n in range(PAGE_SIZE + 10))
+    text = "id,date,hours\n" + rows + "3,2026-03-04,1\n"
+    pages = fetch(write(tmp_path / "ids.csv", text))
+    invalid = [r for page in pages for r in page.invalid]
+    assert [(r.locator, r.external_id) for r in invalid] == [
+        ("ids.csv line 5", "3"),
+        (f"ids.csv line {PAGE_SIZE + 12}", "3"),
+    ]
+    assert "3" not in {e.external_id for e in entries_of(pages)}
 
 
 # --- invalid rows ---------------------------------------------------------------------------
@@ -353,6 +453,39 @@ def test_bad_rows_become_invalid_records_and_the_rest_goes_on() -> None:
     assert page.snapshot_complete is True
 
 
+def test_absurd_durations_are_invalid_records_with_a_reason(tmp_path: Path) -> None:
+    """Issue 10 item 3: 10000 hours and 1e3 hours were charged (1,000,000 EUR at once)."""
+    rows = [
+        "2026-03-02,10000,Ada,A,W,D,true,ten thousand\n",
+        "2026-03-02,1e3,Ada,A,W,D,true,exponent\n",
+        "2026-03-02,-1,Ada,A,W,D,true,negative\n",
+        "2026-03-02,25:00,Ada,A,W,D,true,a day and an hour\n",
+        "2026-03-02,24,Ada,A,W,D,true,a full day\n",
+    ]
+    (page,) = fetch(write(tmp_path / "big.csv", GENERIC_HEADER + "".join(rows)))
+    assert [e.description for e in page.entries] == ["a full day"]
+    over = "hours is more than sources[1].max_hours (24): not charged"
+    assert [(r.locator, r.reason) for r in page.invalid] == [
+        ("big.csv line 2", f"10000.00 {over}"),
+        ("big.csv line 3", "hours '1e3' is in exponent notation: write the plain number"),
+        ("big.csv line 4", "hours '-1' is negative"),
+        ("big.csv line 5", f"25.00 {over}"),
+    ]
+    assert {r.spent_date for r in page.invalid} == {dt.date(2026, 3, 2)}
+    assert all(r.external_id for r in page.invalid)  # the entry keeps its last good version
+    (page,) = fetch(write(tmp_path / "big.csv", GENERIC_HEADER + rows[3]), max_hours=Decimal(48))
+    assert [e.seconds for e in page.entries] == [90000]
+
+
+def test_start_and_end_a_week_apart_are_over_the_cap(tmp_path: Path) -> None:
+    text = "start,end,client\n2026-03-02T09:00:00Z,2026-03-09T09:00:00Z,A\n"
+    (page,) = fetch(write(tmp_path / "week.csv", text))
+    assert page.entries == ()
+    assert [r.reason for r in page.invalid] == [
+        "168.00 hours is more than sources[1].max_hours (24): not charged"
+    ]
+
+
 def test_a_file_without_valid_rows_is_never_a_snapshot(tmp_path: Path) -> None:
     path = write(tmp_path / "bad.csv", GENERIC_HEADER + "2026-03-02,x,Ada,A,W,D,true,n\n")
     (page,) = fetch(path)
@@ -393,6 +526,27 @@ def test_pages_carry_the_snapshot_and_only_the_last_completes_it(tmp_path: Path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert [p.cursor for p in pages] == [None, None, digest]
     assert len({e.external_id for p in pages for e in p.entries}) == rows
+
+
+def test_a_snapshot_covers_the_clients_the_file_names_by_default(tmp_path: Path) -> None:
+    """Issue 10 (filtered exports): an export of one client says nothing about the others."""
+    text = GENERIC_HEADER + ROWS[0] + "2026-03-03,1,Ada,,Website,Dev,true,No client\n"
+    path = write(tmp_path / "acme.csv", text)
+    (page,) = fetch(path)
+    assert (page.snapshot, page.snapshot_clients) == (
+        DateWindow(dt.date(2026, 3, 2), dt.date(2026, 3, 3)),
+        frozenset({"ACME Corp", ""}),
+    )
+    (page,) = fetch(path, snapshot="dates")
+    assert (page.snapshot is not None, page.snapshot_clients) == (True, None)
+    (page,) = fetch(path, snapshot="none")
+    assert (page.snapshot, page.snapshot_complete, len(page.entries)) == (None, False, 2)
+    assert page.cursor is not None
+    no_client_column = write(tmp_path / "plain.csv", "date,hours\n2026-03-02,1\n")
+    (page,) = fetch(no_client_column)
+    assert (page.snapshot is not None, page.snapshot_clients) == (True, None)
+    with pytest.raises(ConnectorError, match=r"sources\[1\]\.snapshot: unknown"):
+        make_source(path, snapshot="clients")
 
 
 def test_invalid_records_ride_on_the_page_where_they_occur(tmp_path: Path) -> None:
@@ -446,7 +600,7 @@ def test_bom_and_windows_line_endings(tmp_path: Path) -> None:
 
 def test_semicolon_separated_file_with_decimal_commas_and_dotted_dates(tmp_path: Path) -> None:
     path = write(tmp_path / "eu.csv", "date;hours;client\n02.03.2026;1,5;ACME Corp\n")
-    (entry,) = entries_of(fetch(path))
+    (entry,) = entries_of(fetch(path, date_order="dmy"))
     assert (entry.spent_date, entry.seconds, entry.client_name) == (
         dt.date(2026, 3, 2),
         5400,
@@ -457,8 +611,26 @@ def test_semicolon_separated_file_with_decimal_commas_and_dotted_dates(tmp_path:
 def test_text_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes(GENERIC_HEADER.encode() + "2026-03-02,1,Zoë,A,W,D,true,x\n".encode("latin-1"))
-    with pytest.raises(ConnectorError, match="is not UTF-8"):
+    with pytest.raises(ConnectorError, match="is not utf-8 text"):
         fetch(path)
+
+
+def test_a_windows_1252_export_is_read_with_its_encoding(tmp_path: Path) -> None:
+    """Issue 10 (encodings): European Excel saves CSV as Windows-1252; the refusal names the
+    setting and the line of the bad byte, not where the text layer happened to be."""
+    rows = "".join(f"2026-03-02,1,Ada,A,W,D,true,row {n}\n" for n in range(2000))
+    text = GENERIC_HEADER + rows + "2026-03-03,1,Zoë,Café,W,D,true,€ 5\n"
+    path = tmp_path / "excel.csv"
+    path.write_bytes(text.encode("cp1252"))
+    with pytest.raises(ConnectorError) as refused:
+        fetch(path)
+    assert "excel.csv line 2002 is not utf-8 text" in str(refused.value)
+    assert "set sources[1].encoding" in str(refused.value)
+    entries = entries_of(fetch(path, encoding="cp1252"))
+    last = entries[-1]
+    assert (last.user_name, last.client_name, last.description) == ("Zoë", "Café", "€ 5")
+    with pytest.raises(ConnectorError, match=r"sources\[1\]\.encoding: unknown"):
+        make_source(path, encoding="klingon")
 
 
 # --- check_connection and configuration errors ----------------------------------------------

@@ -15,6 +15,7 @@ from responses import matchers
 from connectors.http import RetryPolicy
 from connectors.sources import harvest
 from connectors.sources.harvest import HarvestSource
+from connectors.sources.records import content_version
 from sync.model import InvalidRecord, TimeEntry
 from sync.ports import (
     ConnectorError,
@@ -103,7 +104,7 @@ def test_first_run_reads_the_lookback_period_following_links_next() -> None:
     assert first == TimeEntry(
         source="harvest",
         external_id="636709355",
-        version="2026-11-02T10:12:01Z",
+        version=content_version(first),  # what it says; its updated_at is only the cursor
         spent_date=dt.date(2026, 11, 2),
         seconds=7596,  # 2.11 h exactly
         billable=True,
@@ -170,9 +171,30 @@ def test_an_edit_shows_up_as_a_new_version() -> None:
     before = fetch(src, cursor="2026-11-01T00:00:00Z")[0].entries[0]
     after = fetch(src, cursor="2026-11-01T08:00:00Z")[0]
     assert before.external_id == after.entries[0].external_id == "636708100"
-    assert (before.version, before.seconds) == ("2026-11-01T08:00:00Z", 3600)
-    assert (after.entries[0].version, after.entries[0].seconds) == ("2026-11-02T12:00:00Z", 5400)
+    assert (before.version, before.seconds) == (content_version(before), 3600)
+    assert after.entries[0].seconds == 5400
+    assert after.entries[0].version not in ("", before.version)
     assert after.cursor == "2026-11-02T12:00:00Z"
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_an_edit_under_an_unchanged_updated_at_is_a_new_version() -> None:
+    """Issue 10 item 2: two versions with one updated_at (a page boundary, an edit within the
+    stamp's second) are two versions; a record that only changed its stamp keeps its version."""
+    page = json.loads(fixture("time_entries_page2.json"))
+    page["links"]["previous"] = None
+    edited = json.loads(json.dumps(page))
+    edited["time_entries"][0].update(hours=1.5)  # updated_at as it was
+    touched = json.loads(json.dumps(page))
+    touched["time_entries"][0].update(updated_at="2026-11-03T09:00:00Z")
+    for answer in (page, edited, touched):
+        responses.get(f"{BASE}/time_entries", json=answer)
+    src = source()
+    before, after, again = (
+        fetch(src, cursor="2026-11-01T00:00:00Z")[0].entries[0] for _ in range(3)
+    )
+    assert after.seconds == 5400 and after.version != before.version
+    assert again.version == before.version
 
 
 @responses.activate(assert_all_requests_are_fired=True)
@@ -325,8 +347,8 @@ def test_against_the_fake_pages_and_finds_a_deletion() -> None:
         # The 5-minute overlap re-reads the 300 entries updated just before the cursor
         # (same versions, so the engine skips them) and finds the one edited since.
         assert len(changed) == 301
-        fresh = [e for e in changed if e.version > first[-1].cursor]
-        assert [(e.seconds, e.spent_date, e.version) for e in fresh] == [
+        fresh = [e for e in changed if e.raw["updated_at"] > first[-1].cursor]
+        assert [(e.seconds, e.spent_date, e.raw["updated_at"]) for e in fresh] == [
             (1800, dt.date(2026, 10, 20), "2026-11-02T11:15:03Z")
         ]
         snapshot = [p for p in second if p.snapshot == window]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import logging
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from responses import matchers
 
 from connectors.http import RetryPolicy
 from connectors.sources import toggl
+from connectors.sources.records import content_version
 from connectors.sources.toggl import TogglSource
 from sync.model import TimeEntry
 from sync.ports import (
@@ -96,7 +98,7 @@ def test_workspace_first_run_pages_the_report_and_resolves_projects_once() -> No
     assert entries[0] == TimeEntry(
         source="toggl",
         external_id="4001",
-        version="2026-11-02T09:00:05+00:00",
+        version=content_version(entries[0]),
         spent_date=dt.date(2026, 11, 2),
         seconds=3600,
         billable=True,
@@ -238,6 +240,22 @@ def test_workspace_scope_without_workspace_id_names_the_setting() -> None:
     assert str(err.value) == "toggl: scope workspace needs sources[1].workspace_id"
 
 
+@responses.activate
+def test_an_edit_under_an_unchanged_at_stamp_is_a_new_version() -> None:
+    """Issue 10 item 2: the version follows what the entry says, `at` is only the cursor."""
+    records = json.loads(fixture("me_since.json"))
+    edited = json.loads(json.dumps(records))
+    edited[1].update(duration=7200, stop="2026-11-02T11:00:00+00:00")  # `at` unchanged
+    for answer in (records, edited, records):
+        responses.get(ME, json=answer)
+    responses.get(PROJECTS, body=fixture("projects_page1.json"))
+    responses.get(CLIENTS, body=fixture("clients.json"))
+    src = source(scope="me")
+    before, after, again = (fetch(src, cursor="1793613600")[0].entries[1] for _ in range(3))
+    assert (before.seconds, after.seconds) == (5400, 7200)
+    assert after.version != before.version == again.version
+
+
 @responses.activate(assert_all_requests_are_fired=True)
 def test_me_scope_reads_changes_since_the_cursor_with_deletions_and_timers() -> None:
     responses.get(
@@ -261,7 +279,7 @@ def test_me_scope_reads_changes_since_the_cursor_with_deletions_and_timers() -> 
     assert done == TimeEntry(
         source="toggl",
         external_id="4202",
-        version="2026-11-02T10:31:00+00:00",
+        version=content_version(done),
         spent_date=dt.date(2026, 11, 2),
         seconds=5400,
         billable=True,

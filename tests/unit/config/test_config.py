@@ -351,6 +351,7 @@ def test_no_float_anywhere_and_amounts_are_decimal(tmp_path: Path) -> None:
     assert str(settings.customers[0].budgets[1].opening_balance) == "10.50"
     decimals = [str(v) for v in values if isinstance(v, Decimal)]
     assert decimals == [
+        "24",  # sources[3].max_hours, the CSV default
         "95.00",
         "2000.00",
         "120.50",
@@ -955,3 +956,62 @@ def test_parse_duration(text: str, expected: dt.timedelta) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="expected a duration such as 90s, 15m, 6h, 1d or 1h30m"):
         parse_duration(text)
+
+
+# --- CSV reading settings (issue 10: dates, durations, encodings) --------------------------
+
+
+def test_csv_reading_settings_are_read(tmp_path: Path) -> None:
+    data = base_data()
+    data["sources"][3].update(
+        date_order="dmy", max_hours="10.5", encoding="cp1252", snapshot="dates"
+    )
+
+    exports = parse_config(data, tmp_path / "config.yaml", ENV).sources[3]
+
+    assert isinstance(exports, CsvSettings)
+    assert (exports.date_order, exports.max_hours, exports.encoding, exports.snapshot) == (
+        "dmy",
+        Decimal("10.5"),
+        "cp1252",
+        "dates",
+    )
+
+
+def test_csv_reading_settings_default_to_auto_24_hours_and_utf8(tmp_path: Path) -> None:
+    exports = parse_config(base_data(), tmp_path / "config.yaml", ENV).sources[3]
+    assert isinstance(exports, CsvSettings)
+    assert (exports.date_order, exports.max_hours, exports.encoding, exports.snapshot) == (
+        "auto",
+        Decimal(24),
+        "utf-8",
+        "dates_and_clients",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("date_order", "dd/mm/yyyy", 'must be auto, dmy, mdy or ymd, got "dd/mm/yyyy"'),
+        ("date_order", "DMY", 'write it exactly as "dmy"'),
+        ("max_hours", "0", "must be positive"),
+        ("max_hours", "1000", "must be at most 744 hours"),
+        ("max_hours", "1e3", "must be a number"),
+        ("max_hours", 12.5, "must be an exact decimal"),
+        ("encoding", "windows-1250x", "is not a known text encoding"),
+        ("snapshot", "clients", "must be dates, dates_and_clients or none"),
+    ],
+)
+def test_bad_csv_reading_settings_name_their_path(
+    tmp_path: Path, key: str, value: object, fragment: str
+) -> None:
+    data = base_data()
+    data["sources"][3][key] = value
+
+    with pytest.raises(ConfigErrors) as caught:
+        parse_config(data, tmp_path / "config.yaml", ENV)
+
+    errors = caught.value.errors
+    assert [(e.yaml_path, fragment in e.problem) for e in errors] == [
+        (f"sources[3].{key}", True)
+    ], errors

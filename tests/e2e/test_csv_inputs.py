@@ -1,0 +1,154 @@
+"""End-to-end (issue 10): CSV exports mean what the operator meant, through the real `prepaid`
+command on SQLite and PostgreSQL: date orders, absurd durations, repeated ids, filtered exports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.support import run_prepaid as run
+
+
+def run_json(config: Path, *args: str) -> Any:
+    result = run(config, *args, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+DAY_FIRST_CONFIG = """\
+database: {db_url}
+timezone: Europe/Brussels
+sources:
+  - name: exports
+    type: csv
+    path: export.csv
+customers:
+  - id: acme
+    name: ACME Corp
+    currency: EUR
+    match:
+      - {{source: exports, client: "ACME Corp"}}
+    budgets:
+      - id: retainer
+        unit: money
+        rate: "100.00"
+        opening_balance: "3000.00"
+"""
+
+
+def test_day_first_exports_are_never_read_month_first(tmp_path: Path, db_url: str) -> None:
+    """Issue 10 item 1: 15/03/2026 proves day first; the next export's 01/11 and 07/11 are
+    November, not January and July "covering" March (2800.00 with exit 0 before the fix).
+    """
+    config = tmp_path / "config.yaml"
+    config.write_text(DAY_FIRST_CONFIG.format(db_url=db_url))
+    export = tmp_path / "export.csv"
+    header = "date,hours,client,description\n"
+    export.write_text(header + "15/03/2026,4,ACME Corp,March work\n")
+    first = run(config, "sync")
+    assert first.returncode == 0, first.stdout + first.stderr
+    export.write_text(header + "01/11/2026,1,ACME Corp,a\n07/11/2026,1,ACME Corp,b\n")
+    second = run(config, "sync")
+    assert second.returncode == 0, second.stdout + second.stderr
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2400.00"  # 3000 - 4 h - 2 h at 100.00; March stays charged
+
+    # A fresh source that has proven nothing refuses the ambiguous file, naming the setting.
+    renamed = DAY_FIRST_CONFIG.replace("name: exports", "name: other").replace(
+        "source: exports", "source: other"
+    )
+    config.write_text(renamed.format(db_url=db_url))
+    refused = run(config, "sync")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "sources[0].date_order" in refused.stdout + refused.stderr
+
+
+def test_ten_thousand_hours_are_invalid_and_the_run_exits_3(tmp_path: Path, db_url: str) -> None:
+    """Issue 10 item 3: a 10000-hour row was deducted (1,000,000.00) with exit 0."""
+    config = tmp_path / "config.yaml"
+    config.write_text(DAY_FIRST_CONFIG.format(db_url=db_url))
+    (tmp_path / "export.csv").write_text(
+        "date,hours,client,description\n"
+        "2026-11-02,10000,ACME Corp,typo\n"
+        "2026-11-02,1,ACME Corp,ok\n"
+    )
+    done = run(config, "sync")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "invalid 1" in done.stdout
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2900.00"
+    listed = run(config, "entries", "--status", "invalid")
+    assert "10000.00 hours is more than sources[0].max_hours (24)" in listed.stdout
+
+
+def test_a_repeated_id_keeps_the_last_good_version_until_fixed(tmp_path: Path, db_url: str) -> None:
+    """Issue 10 (duplicate ids): both lines are listed and nothing about the entry changes."""
+    config = tmp_path / "config.yaml"
+    config.write_text(DAY_FIRST_CONFIG.format(db_url=db_url))
+    export = tmp_path / "export.csv"
+    header = "id,date,hours,client,description\n"
+    export.write_text(header + "7,2026-11-03,1,ACME Corp,first\n")
+    assert run(config, "sync").returncode == 0
+    export.write_text(
+        header
+        + "7,2026-11-02,2,ACME Corp,one\n"
+        + "8,2026-11-03,1,ACME Corp,other\n"
+        + "7,2026-11-04,3,ACME Corp,two\n"
+    )
+    done = run(config, "sync")
+    assert done.returncode == 3, done.stdout + done.stderr
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2800.00"  # 7 still at its 1 h (not deleted on 11-03), 8 charged
+    listed = run(config, "entries", "--status", "invalid").stdout
+    assert "export.csv line 2" in listed and "export.csv line 4" in listed
+    assert "id '7' appears on lines 2 and 4" in listed
+    export.write_text(header + "7,2026-11-04,3,ACME Corp,two\n8,2026-11-03,1,ACME Corp,other\n")
+    assert run(config, "sync").returncode == 0
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2600.00"
+    assert "appears on lines" not in run(config, "entries", "--status", "invalid").stdout
+
+
+TWO_CLIENTS = (
+    DAY_FIRST_CONFIG
+    + """\
+  - id: globex
+    name: Globex
+    currency: EUR
+    match:
+      - {{source: exports, client: "Globex"}}
+    budgets:
+      - id: support
+        unit: money
+        rate: "100.00"
+        opening_balance: "1000.00"
+"""
+)
+
+
+def test_an_export_filtered_to_one_client_leaves_the_others_alone(
+    tmp_path: Path, db_url: str
+) -> None:
+    """Issue 10 (filtered exports): the ACME-only export reversed Globex's work of those dates."""
+    config = tmp_path / "config.yaml"
+    config.write_text(TWO_CLIENTS.format(db_url=db_url))
+    export = tmp_path / "export.csv"
+    header = "date,hours,client,description\n"
+    export.write_text(header + "2026-11-02,1,ACME Corp,a\n2026-11-02,2,Globex,g\n")
+    assert run(config, "sync").returncode == 0
+    export.write_text(header + "2026-11-02,1,ACME Corp,a\n2026-11-03,1,ACME Corp,b\n")
+    done = run(config, "sync")
+    assert done.returncode == 0, done.stdout + done.stderr
+    balances = {row["customer"]: row["balance"] for row in run_json(config, "balance")}
+    assert balances == {"acme": "2800.00", "globex": "800.00"}
+    # The old reading, asked for: the file lists every entry of its dates.
+    config.write_text(
+        TWO_CLIENTS.format(db_url=db_url).replace(
+            "path: export.csv", "path: export.csv\n    snapshot: dates"
+        )
+    )
+    assert run(config, "sync", "--full").returncode == 0
+    balances = {row["customer"]: row["balance"] for row in run_json(config, "balance")}
+    assert balances == {"acme": "2800.00", "globex": "1000.00"}
