@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.example.yaml
 
-.PHONY: run test lint typecheck unit bench bench-harvest clean
+.PHONY: run test lint typecheck unit bench bench-harvest clean container-test
 
 $(BIN)/prepaid: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(BIN)/prepaid
 # against a bare download of the same pages.
 bench-harvest: $(BIN)/prepaid
 	$(BIN)/python bench/harvest_sync.py
+
+# Build the image in a private Docker engine and prove it (needs root; see the script's header).
+container-test:
+	bash .ci/container-smoke.sh
 
 clean:
 	rm -rf $(VENV) prepaid.db prepaid.db-* outbox .mypy_cache .pytest_cache .ruff_cache
