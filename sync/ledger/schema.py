@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Dialect,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -257,3 +259,11 @@ meta = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+
+def upsert(conn: Connection, table: Table) -> Any:
+    """An INSERT into `table` in the connection's dialect, so that it takes an
+    `on_conflict_do_update` or `on_conflict_do_nothing` clause (SQLite and PostgreSQL spell
+    those alike, but SQLAlchemy builds them per dialect)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return insert(table)

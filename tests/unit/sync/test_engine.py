@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from sync.books import decide, ensure_books, topup
 from sync.engine import SyncEngine
-from sync.ledger.database import Ledger, balances, budget_balance, schema
+from sync.ledger import Ledger, balances, budget_balance, schema
 from sync.model import InvalidRecord
 from sync.ports import Page
 from sync.rules import Pricer
@@ -315,7 +315,7 @@ def test_migrations_and_a_new_database_build_the_same_schema(db_url: str) -> Non
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine
 
-    from sync.ledger.database import SCHEMA_HEAD
+    from sync.ledger import SCHEMA_HEAD
     from tests.conftest import reset_postgres
 
     cfg = Config()
@@ -342,12 +342,12 @@ def test_migrations_and_a_new_database_build_the_same_schema(db_url: str) -> Non
 
 def test_rows_inserted_through_the_driver_store_what_sqlalchemy_stores(db_url: str) -> None:
     """The hot path bypasses SQLAlchemy's type handling (and, on SQLite, relies on the driver
-    adapters `sync.ledger.database` registers): dates, aware datetimes, booleans and NULLs must be
-    stored exactly as SQLAlchemy would store them.
+    adapters of `sync.ledger.register_sqlite_adapters`): dates, aware datetimes, booleans and
+    NULLs must be stored exactly as SQLAlchemy would store them.
     """
     from sqlalchemy import text
 
-    from sync.ledger.database import insert_values
+    from sync.ledger import insert_values
 
     ledger = Ledger(db_url)
     ledger.upgrade()
