@@ -107,13 +107,14 @@ def _deltas(
             continue
         cust, budget, unit = key
         if key == target:
-            why = a.explanation
+            why, shown = a.explanation, _without_rule(a)
         elif a.customer_id and a.budget_id and (a.customer_id, a.budget_id) != (cust, budget):
-            why = f"moved to {a.customer_id}/{a.budget_id}"
+            why = shown = f"moved to {a.customer_id}/{a.budget_id}"
         else:
-            why = f"now {a.status}" + (f": {a.reason}" if a.reason else "")
+            why = shown = f"now {a.status}" + (f": {a.reason}" if a.reason else "")
         if current:
-            why += f"; it cost {format_amount(-current, unit)} before"
+            before = f"; it cost {format_amount(-current, unit)} before"
+            why, shown = why + before, shown + before
         postings.append(
             entry_posting(
                 entry_id=item.entry_id,
@@ -128,6 +129,14 @@ def _deltas(
                 now=now,
                 run_id=run_id,
                 reason=f"{label} v{entry.version}: {why}",
+                explanation=shown,
+                total=wanted,
             )
         )
     return postings
+
+
+def _without_rule(a: Assessment) -> str:
+    """The assessment's explanation as a client reads it: `Pricer.assess` ends it with the
+    routing rule's YAML path in parentheses, which is the operator's business."""
+    return a.explanation.removesuffix(f" ({a.rule})") if a.rule else a.explanation

@@ -45,6 +45,7 @@ from sync.ledger.meta import get_meta, installation_id, set_meta
 from sync.ledger.postings import (
     BalanceParts,
     BudgetKey,
+    EntryRole,
     Posted,
     Posting,
     balances,
@@ -97,6 +98,7 @@ __all__ = [
     "BalanceParts",
     "BudgetKey",
     "DatabaseCredentialStore",
+    "EntryRole",
     "IllegalTransition",
     "InvoiceTerms",
     "Ledger",

@@ -9,6 +9,7 @@ entry (opening, top-up, refill credit), `entry_posting` for the delta rule's.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -22,6 +23,19 @@ from sync.model import PostingKind
 P = schema.postings
 
 
+class EntryRole(enum.StrEnum):
+    """Which posting of an entry on a budget a posting is (stored in `entry_role`).
+
+    CHARGE is the first posting, which charges the work; CORRECTION a later one that changes
+    what the entry costs there (a new version, a re-valuation, a review decision); REVERSAL a
+    later one that takes all of it back (deleted, excluded, moved to another budget).
+    """
+
+    CHARGE = "charge"
+    CORRECTION = "correction"
+    REVERSAL = "reversal"
+
+
 class Posting(NamedTuple):
     """One row of `postings`, fields in column order (a tuple: a sync writes thousands, and
     `insert_values` hands them to the driver as they are).
@@ -29,6 +43,8 @@ class Posting(NamedTuple):
     `amount_minor` > 0 credits the budget, < 0 debits it, in minor units of `unit`.
     `entry_id`, `entry_version` and `rule` are set for postings of an entry, `refill_id` for a
     refill's; `work_date` is when the work happened, `recorded_at` when the posting was made.
+    `reason` is for the operator; an entry's postings also carry `explanation`, the same for a
+    client (no tracker ids, no YAML paths), and their `entry_role`.
     """
 
     key: str
@@ -46,6 +62,8 @@ class Posting(NamedTuple):
     run_id: int | None
     reason: str
     note: str | None
+    explanation: str | None
+    entry_role: EntryRole | None
 
 
 def posting_row(
@@ -78,6 +96,8 @@ def posting_row(
         run_id=None,
         reason=reason,
         note=note,
+        explanation=None,
+        entry_role=None,
     )
 
 
@@ -95,9 +115,18 @@ def entry_posting(
     now: dt.datetime,
     run_id: int | None,
     reason: str,
+    explanation: str,
+    total: int,
 ) -> Posting:
-    """The `number`-th posting of an entry on a budget (the delta rule's): a debit is a
-    charge, a credit gives some or all of an earlier charge back."""
+    """The `number`-th posting of an entry on a budget (the delta rule's), which brings what
+    the entry's postings there add up to to `total`: a debit is a charge, a credit gives some
+    or all of an earlier charge back."""
+    if number == 1 and amount < 0:
+        role = EntryRole.CHARGE
+    elif total == 0:
+        role = EntryRole.REVERSAL
+    else:
+        role = EntryRole.CORRECTION
     return Posting(
         f"entry:{entry_id}:{customer}:{budget}:{number}",
         customer,
@@ -114,6 +143,8 @@ def entry_posting(
         run_id,
         reason,
         None,
+        explanation,
+        role,
     )
 
 

@@ -152,6 +152,10 @@ postings = Table(
     Column("run_id", Integer),
     Column("reason", Text, nullable=False),
     Column("note", Text),
+    # Postings of an entry only: what a client reads about the amount (no tracker ids, no
+    # YAML paths), and which posting of the entry on this budget it is (`EntryRole`).
+    Column("explanation", Text),
+    Column("entry_role", String(20)),
     Index("ix_postings_budget_unit", "customer_id", "budget_id", "unit"),
     Index("ix_postings_entry", "entry_id"),
 )
