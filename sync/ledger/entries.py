@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Row, bindparam, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, RowMapping, bindparam, case, func, or_, select
 
 from sync.ledger import schema
 from sync.ledger.database import chunks, insert_values
@@ -254,9 +254,8 @@ def record_decision(
     )
 
 
-def _stored(row: Row[Any]) -> StoredEntry:
+def _stored(m: RowMapping) -> StoredEntry:
     """Rebuild the normalised entry from its stored row."""
-    m = row._mapping
     entry = TimeEntry(
         source=m["source"],
         external_id=m["external_id"],
@@ -287,14 +286,14 @@ def _stored(row: Row[Any]) -> StoredEntry:
 def entries_after(conn: Connection, last_id: int, limit: int) -> list[StoredEntry]:
     """Up to `limit` entries with ids above `last_id`, in id order (to walk the whole table)."""
     stmt = select(E).where(E.c.id > last_id).order_by(E.c.id).limit(limit)
-    return [_stored(row) for row in conn.execute(stmt)]
+    return [_stored(row) for row in conn.execute(stmt).mappings()]
 
 
 def entries_by_id(conn: Connection, entry_ids: Sequence[int]) -> dict[int, StoredEntry]:
     """The stored entries with these ids (ids that do not exist are left out)."""
     found: dict[int, StoredEntry] = {}
     for part in chunks(entry_ids):
-        for row in conn.execute(select(E).where(E.c.id.in_(part))):
+        for row in conn.execute(select(E).where(E.c.id.in_(part))).mappings():
             stored = _stored(row)
             found[stored.id] = stored
     return found
@@ -359,4 +358,4 @@ def missed_in_window(
     """The live entries in `start`..`end` (`clients` as in `_in_window`) that run `run_id` did
     not return."""
     stmt = select(E).where(_in_window(source, start, end, clients) & _not_seen(run_id))
-    return [_stored(row) for row in conn.execute(stmt)]
+    return [_stored(row) for row in conn.execute(stmt).mappings()]

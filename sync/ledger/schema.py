@@ -265,7 +265,7 @@ meta = Table(
 )
 
 
-def upsert(conn: Connection, table: Table) -> Any:
+def upsert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT into `table` in the connection's dialect, so that it takes an
     `on_conflict_do_update` or `on_conflict_do_nothing` clause (SQLite and PostgreSQL spell
     those alike, but SQLAlchemy builds them per dialect)."""
