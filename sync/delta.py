@@ -29,6 +29,8 @@ from sync.ledger import (
 from sync.model import TimeEntry, format_amount
 from sync.rules import Assessment
 
+_NOTHING_POSTED = Posted(0, 0)
+
 
 class Assessed(NamedTuple):
     """An entry (already stored, with its row id) and what it should cost now (a named tuple,
@@ -100,7 +102,7 @@ def _deltas(
     postings = []
     label = f"{entry.source}:{entry.external_id} ({entry.spent_date.isoformat()})"
     for key in keys:
-        current, count = posted.get(key, Posted(0, 0))
+        current, count = posted.get(key, _NOTHING_POSTED)
         wanted = -a.amount_minor if key == target else 0
         delta = wanted - current
         if delta == 0:

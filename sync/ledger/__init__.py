@@ -43,6 +43,7 @@ from sync.ledger.invalid_records import (
 )
 from sync.ledger.meta import get_meta, installation_id, set_meta
 from sync.ledger.postings import (
+    CHARGE,
     BalanceParts,
     BudgetKey,
     EntryRole,
@@ -93,6 +94,7 @@ from sync.ledger.runs import (
 )
 
 __all__ = [
+    "CHARGE",
     "SCHEMA_HEAD",
     "TRANSITIONS",
     "BalanceParts",

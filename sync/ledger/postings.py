@@ -9,10 +9,9 @@ entry (opening, top-up, refill credit), `entry_posting` for the delta rule's.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from sqlalchemy import Connection, func, select
 
@@ -23,17 +22,13 @@ from sync.model import PostingKind
 P = schema.postings
 
 
-class EntryRole(enum.StrEnum):
-    """Which posting of an entry on a budget a posting is (stored in `entry_role`).
-
-    CHARGE is the first posting, which charges the work; CORRECTION a later one that changes
-    what the entry costs there (a new version, a re-valuation, a review decision); REVERSAL a
-    later one that takes all of it back (deleted, excluded, moved to another budget).
-    """
-
-    CHARGE = "charge"
-    CORRECTION = "correction"
-    REVERSAL = "reversal"
+# Which posting of an entry on a budget a posting is (stored in `entry_role`): "charge" is the
+# first, which charges the work; "correction" a later one that changes what the entry costs
+# there (a new version, a re-valuation, a review decision); "reversal" a later one that takes
+# all of it back (deleted, excluded, moved to another budget). A Literal rather than a StrEnum:
+# plain strings bind to the driver at once, and a sync writes one per entry.
+EntryRole = Literal["charge", "correction", "reversal"]
+CHARGE: EntryRole = "charge"
 
 
 class Posting(NamedTuple):
@@ -121,12 +116,13 @@ def entry_posting(
     """The `number`-th posting of an entry on a budget (the delta rule's), which brings what
     the entry's postings there add up to to `total`: a debit is a charge, a credit gives some
     or all of an earlier charge back."""
+    role: EntryRole
     if number == 1 and amount < 0:
-        role = EntryRole.CHARGE
+        role = "charge"
     elif total == 0:
-        role = EntryRole.REVERSAL
+        role = "reversal"
     else:
-        role = EntryRole.CORRECTION
+        role = "correction"
     return Posting(
         f"entry:{entry_id}:{customer}:{budget}:{number}",
         customer,

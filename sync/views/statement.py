@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
-from sync.ledger import EntryRole, schema
+from sync.ledger import CHARGE, schema
 from sync.model import HOUR_UNIT, PostingKind, format_amount, to_minor
 from sync.rules import budget_unit
 from sync.settings import Customer
@@ -261,7 +261,7 @@ def _line(row: Mapping[str, Any], day: dt.date, balance: int, openings: int) -> 
             else f"Refill invoice{named} void: credit taken back"
         )
         return StatementLine(kind=LineKind.REFILL, description=text, **common)
-    first = row["entry_role"] == EntryRole.CHARGE
+    first = row["entry_role"] == CHARGE
     current = row["entry_current_version"] is not None and (
         row["entry_version"] == row["entry_current_version"]
     )
