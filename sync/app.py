@@ -13,7 +13,7 @@ from functools import cached_property
 
 from sync.books import ensure_books
 from sync.engine import RunSummary, SyncEngine, process_holder
-from sync.ledger.database import DatabaseCredentialStore, Ledger
+from sync.ledger import DatabaseCredentialStore, Ledger
 from sync.model import RunOutcome
 from sync.ports import InvoiceSink, TimeSource
 from sync.refill import RefillReport, RefillService

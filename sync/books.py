@@ -15,17 +15,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from sync.delta import Assessed, chunks, decision_for, entry_from_row, post_assessments
-from sync.ledger import schema
-from sync.ledger.database import (
+from sync.delta import Assessed, decision_for, post_assessments
+from sync.ledger import (
     Ledger,
+    Posting,
+    entries_after,
+    entries_by_id,
     get_meta,
     insert_postings,
     lock_books,
+    opening_amounts,
+    posting_by_key,
     posting_count,
     posting_row,
+    record_decision,
     set_meta,
     stray_units,
     utcnow,
@@ -33,8 +38,6 @@ from sync.ledger.database import (
 from sync.model import PostingKind, format_amount, to_minor
 from sync.rules import Pricer, budget_unit
 from sync.settings import Budget, Customer, Settings
-
-E = schema.entries
 
 
 class BooksMismatch(Exception):
@@ -76,19 +79,12 @@ def _check_units(conn: Connection, settings: Settings) -> None:
 
 
 def _post_openings(conn: Connection, settings: Settings, now: dt.datetime) -> None:
-    p = schema.postings
     for customer in settings.customers:
         for budget in customer.budgets:
             unit = budget_unit(customer, budget)
             wanted = to_minor(budget.opening_balance, unit)
-            rows = conn.execute(
-                select(p.c.amount_minor).where(
-                    (p.c.customer_id == customer.id)
-                    & (p.c.budget_id == budget.id)
-                    & (p.c.kind == PostingKind.OPENING)
-                )
-            ).all()
-            current = sum(int(r[0]) for r in rows)
+            rows = opening_amounts(conn, customer.id, budget.id)
+            current = sum(rows)
             if current == wanted and rows:
                 continue
             if current == wanted and wanted == 0:
@@ -129,20 +125,20 @@ def revalue_entries(
     while True:
         with ledger.begin() as conn:
             lock_books(conn)
-            stmt = select(E).where(E.c.id > last_id).order_by(E.c.id).limit(batch)
-            if entry_ids is not None:
-                stmt = select(E).where(E.c.id.in_(list(entry_ids))).order_by(E.c.id)
-            rows = conn.execute(stmt).all()
+            if entry_ids is None:
+                rows = entries_after(conn, last_id, batch)
+            else:
+                found = entries_by_id(conn, entry_ids)
+                rows = [found[entry_id] for entry_id in sorted(found)]
             if not rows:
                 return done
             items = []
             for row in rows:
-                entry = entry_from_row(row)
-                assessment = pricer.assess(entry, decision_for(row, entry.version))
-                items.append(Assessed(int(row.id), entry, assessment))
+                assessment = pricer.assess(row.entry, decision_for(row, row.entry.version))
+                items.append(Assessed(row.id, row.entry, assessment))
             post_assessments(conn, items, run_id=None, now=utcnow())
             done += len(rows)
-            last_id = int(rows[-1].id)
+            last_id = rows[-1].id
         if entry_ids is not None:
             return done
 
@@ -166,24 +162,15 @@ def decide(
     now = utcnow()
     with ledger.begin() as conn:
         lock_books(conn)
-        found = {
-            int(r.id): r
-            for part in chunks(list(entry_ids))
-            for r in conn.execute(select(E).where(E.c.id.in_(part)))
-        }
+        found = entries_by_id(conn, entry_ids)
         missing = [i for i in entry_ids if i not in found]
         if missing:
             raise KeyError(missing[0])
         results = []
         items = []
         for entry_id in entry_ids:
-            row = found[entry_id]
-            conn.execute(
-                E.update()
-                .where(E.c.id == entry_id)
-                .values(decision=decision, decision_version=row.version, decided_at=now)
-            )
-            entry = entry_from_row(row)
+            entry = found[entry_id].entry
+            record_decision(conn, entry_id, decision, entry.version, now)
             assessment = pricer.assess(entry, decision)
             items.append(Assessed(entry_id, entry, assessment))
             amount = (
@@ -197,11 +184,11 @@ def decide(
 class TopUpRecorded(Exception):
     """A top-up with this `--ref` was recorded before; nothing new is written.
 
-    Carries the earlier posting (as `posting_row` made it), so the caller can say what it was
-    and tell a harmless rerun (same budget and amount) from a reference used for other money.
+    Carries the earlier posting, so the caller can say what it was and tell a harmless rerun
+    (same budget and amount) from a reference used for other money.
     """
 
-    def __init__(self, ref: str, earlier: dict[str, object]) -> None:
+    def __init__(self, ref: str, earlier: Posting) -> None:
         super().__init__(f"top-up {ref!r} was already recorded")
         self.ref, self.earlier = ref, earlier
 
@@ -221,7 +208,7 @@ def topup(
     *,
     ref: str | None = None,
     now: dt.datetime | None = None,
-) -> dict[str, object]:
+) -> Posting:
     """Record a one-off prepayment as a credit posting; returns the posting written.
 
     With `ref` the top-up is idempotent: its key is built from the reference, and a second
@@ -234,17 +221,16 @@ def topup(
         lock_books(conn)
         if ref is not None:
             key = topup_key(ref)
-            p = schema.postings
-            earlier = conn.execute(select(p).where(p.c.key == key)).mappings().first()
+            earlier = posting_by_key(conn, key)
             if earlier is not None:
-                raise TopUpRecorded(ref, dict(earlier))
+                raise TopUpRecorded(ref, earlier)
         else:
             prefix = f"topup:{customer.id}:{budget.id}:"
             key = f"{prefix}{posting_count(conn, prefix) + 1}"
         reason = f"top-up of {format_amount(minor, unit)} recorded by the operator"
         if ref is not None:
             reason += f" (ref {ref})"
-        row = posting_row(
+        posting = posting_row(
             key=key,
             customer=customer.id,
             budget=budget.id,
@@ -255,5 +241,5 @@ def topup(
             reason=reason,
             note=note,
         )
-        insert_postings(conn, [row])
-    return row
+        insert_postings(conn, [posting])
+    return posting

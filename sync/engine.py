@@ -9,46 +9,30 @@ refuses to reverse a mass of entries when a source answers suspiciously little.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
-import json
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, bindparam, case, func, or_, select
+from sqlalchemy import Connection
 
+from sync import ledger as store
 from sync.crash import crash_point
-from sync.delta import (
-    ASSESSMENT_COLUMNS,
-    ENTRY_COLUMNS,
-    Assessed,
-    assessment_columns,
-    assessment_values,
-    chunks,
-    decision_for,
-    entry_columns,
-    entry_from_row,
-    entry_values,
-    post_assessments,
-)
-from sync.ledger import schema
-from sync.ledger.database import Ledger, insert_values, utcnow
-from sync.model import EntryStatus, InvalidRecord, RunOutcome, TimeEntry
+from sync.delta import Assessed, decision_for, post_assessments
+from sync.ledger import Ledger, utcnow
+from sync.model import EntryStatus, RunOutcome, TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.prefetch import read_ahead
 from sync.rules import Assessment, Pricer
-from sync.settings import CsvSettings, SourceSettings
+from sync.settings import SourceSettings
 
 log = logging.getLogger(__name__)
 
-E = schema.entries
-IR = schema.invalid_records
 LEASE_TTL = dt.timedelta(minutes=10)
 # Renewing the lease is a commit of its own; once a minute keeps it far from expiring.
 LEASE_RENEW_SECONDS = 60.0
@@ -56,15 +40,6 @@ LEASE_RENEW_SECONDS = 60.0
 # more than this share of what the ledger knows in the window.
 GUARD_MIN_ENTRIES = 10
 GUARD_SHARE = 0.5
-# What a new entry's row holds, in the order `_write_entries` builds it.
-_INSERT_COLUMNS = (
-    *ENTRY_COLUMNS,
-    *ASSESSMENT_COLUMNS,
-    "updated_at",
-    "first_seen_at",
-    "seen_run",
-    "decision",
-)
 
 
 def process_holder() -> str:
@@ -168,25 +143,18 @@ class SyncEngine:
     ) -> None:
         now = self.clock()
         with self.ledger.begin() as conn:
-            run_id = self._start_run(conn, settings.name, now)
-            cursor, last_reconciled = self._load_state(conn, settings.name)
+            run_id = store.start_run(conn, settings.name, now)
+            cursor, last_reconciled = store.load_state(conn, settings.name)
         state = _RunState(run_id=run_id, summary=summary)
         with self.ledger.read() as conn:
-            state.open_invalid = (
-                conn.execute(
-                    select(IR.c.id)
-                    .where((IR.c.source == settings.name) & IR.c.resolved_at.is_(None))
-                    .limit(1)
-                ).first()
-                is not None
-            )
+            state.open_invalid = store.has_open(conn, settings.name)
         window = self._window(settings, now, last_reconciled, since=since, full=full)
         request = FetchRequest(cursor=cursor, window=window, now=now)
         reconciled = False
         lease, renewed = f"source:{settings.name}", time.monotonic()
         try:
             pages = source.fetch(request)
-            if not isinstance(settings, CsvSettings):
+            if not settings.reads_local_files:
                 # A tracker's next page downloads while this one is stored. A local file
                 # gains nothing: parsing it competes with storing for the same interpreter.
                 pages = read_ahead(pages, name=f"fetch {settings.name}")
@@ -222,7 +190,7 @@ class SyncEngine:
             summary.outcome = RunOutcome.PARTIAL
         with self.ledger.begin() as conn:
             if reconciled and window is not None and since is None:
-                self._save_state(conn, settings.name, last_reconciled_at=now)
+                store.save_reconciled(conn, settings.name, now)
             self._finish_run(conn, state)
 
     # --- run bookkeeping ------------------------------------------------------------------
@@ -245,42 +213,16 @@ class SyncEngine:
             return DateWindow(end - dt.timedelta(days=settings.lookback_days + 1), end)
         return None
 
-    def _start_run(self, conn: Connection, source: str, now: dt.datetime) -> int:
-        result = conn.execute(
-            schema.sync_runs.insert().values(
-                source=source, started_at=now, outcome="running", counts="{}"
-            )
-        )
-        assert result.inserted_primary_key is not None
-        return int(result.inserted_primary_key[0])
-
     def _finish_run(self, conn: Connection, state: _RunState) -> None:
         s = state.summary
-        error = s.error or ("; ".join(s.warnings) if s.warnings else None)
-        conn.execute(
-            schema.sync_runs.update()
-            .where(schema.sync_runs.c.id == state.run_id)
-            .values(
-                finished_at=self.clock(),
-                outcome=s.outcome,
-                counts=json.dumps(s.counts()),
-                error=error,
-            )
+        store.finish_run(
+            conn,
+            state.run_id,
+            finished_at=self.clock(),
+            outcome=s.outcome,
+            counts=s.counts(),
+            error=s.error or ("; ".join(s.warnings) if s.warnings else None),
         )
-
-    def _load_state(self, conn: Connection, source: str) -> tuple[str | None, dt.datetime | None]:
-        row = conn.execute(
-            select(schema.source_state.c.cursor, schema.source_state.c.last_reconciled_at).where(
-                schema.source_state.c.source == source
-            )
-        ).first()
-        return (None, None) if row is None else (row[0], row[1])
-
-    def _save_state(self, conn: Connection, source: str, **values: Any) -> None:
-        table = schema.source_state
-        updated = conn.execute(table.update().where(table.c.source == source).values(**values))
-        if updated.rowcount == 0:
-            conn.execute(table.insert().values(source=source, **values))
 
     # --- one page -------------------------------------------------------------------------
 
@@ -292,22 +234,25 @@ class SyncEngine:
         latest: dict[str, TimeEntry] = {}
         for entry in page.entries:
             latest[entry.external_id] = entry
-        existing = self._existing(conn, source, list(latest))
+        existing = store.stored_versions(conn, source, list(latest))
         # Entries of a snapshot page are marked seen by this run (the deletion diff reads it).
         seen_run = state.run_id if page.snapshot is not None else None
         seen_unchanged: list[int] = []
         inserts: list[tuple[TimeEntry, Assessment]] = []
-        updates: list[tuple[int, TimeEntry, Assessment, dict[str, Any]]] = []
+        updates: list[tuple[int, TimeEntry, Assessment]] = []
         for external_id, entry in latest.items():
-            row = existing.get(external_id)
-            if row is not None and row.version == entry.version and row.deleted == entry.deleted:
+            stored = existing.get(external_id)
+            if (
+                stored is not None
+                and stored.version == entry.version
+                and stored.deleted == entry.deleted
+            ):
                 summary.unchanged += 1
-                seen_unchanged.append(int(row.id))
+                seen_unchanged.append(stored.id)
                 continue
-            decision = decision_for(row, entry.version)
-            assessment = self.pricer.assess(entry, decision)
+            assessment = self.pricer.assess(entry, decision_for(stored, entry.version))
             self._count(summary, assessment.status)
-            if row is None:
+            if stored is None:
                 summary.new += 1
                 inserts.append((entry, assessment))
                 continue
@@ -315,99 +260,34 @@ class SyncEngine:
                 summary.deleted += 1
             else:
                 summary.changed += 1
-            values = {**entry_columns(entry), **assessment_columns(assessment), "updated_at": now}
-            if seen_run is not None:
-                values["seen_run"] = seen_run
-            updates.append((int(row.id), entry, assessment, values))
-        assessed = self._write_entries(conn, inserts, updates, seen_run)
+            updates.append((stored.id, entry, assessment))
+        ids = store.insert_entries(conn, inserts, now=now, seen_run=seen_run)
+        store.update_entries(conn, updates, now=now, seen_run=seen_run)
+        assessed = [
+            Assessed(entry_id, entry, a, new=True)
+            for (entry, a), entry_id in zip(inserts, ids, strict=True)
+        ]
+        assessed.extend(Assessed(entry_id, entry, a) for entry_id, entry, a in updates)
         summary.postings += post_assessments(
             conn, assessed, run_id=state.run_id, now=now, update_entries=False
         )
-        if seen_run is not None and seen_unchanged:
-            conn.execute(
-                E.update().where(E.c.id == bindparam("_id")).values(seen_run=seen_run),
-                [{"_id": entry_id} for entry_id in seen_unchanged],
-            )
-        self._store_invalid(conn, source, page.invalid, state, now)
+        if seen_run is not None:
+            store.mark_seen(conn, seen_unchanged, seen_run)
+        for record in page.invalid:
+            state.summary.invalid += 1
+            if record.external_id is not None:
+                state.protected_ids.add(record.external_id)
+            if record.spent_date is None:
+                state.undated_invalid = True
+            else:
+                state.protected_dates.add(record.spent_date)
+            store.record_invalid(conn, record, run_id=state.run_id, now=now)
         if page.invalid:
             state.open_invalid = True
         if latest and state.open_invalid:
-            self._resolve_invalid_ids(conn, source, list(latest), now)
+            store.resolve_by_external_ids(conn, source, list(latest), now)
         if page.cursor is not None:
-            self._save_state(conn, source, cursor=page.cursor)
-
-    def _existing(self, conn: Connection, source: str, external_ids: list[str]) -> dict[str, Any]:
-        """The stored rows of these entries, by external id.
-
-        Plain driver SQL: this runs for every page of every sync, and building a 500-item IN
-        list through the expression layer costs more than the index look-ups themselves.
-        """
-        found: dict[str, Any] = {}
-        mark = "?" if conn.dialect.name == "sqlite" else "%s"
-        for part in chunks(external_ids):
-            sql = (
-                "SELECT id, external_id, version, deleted, decision, decision_version"
-                f" FROM entries WHERE source = {mark} AND external_id IN"
-                f" ({', '.join(mark for _ in part)})"
-            )
-            for row in conn.exec_driver_sql(sql, (source, *part)):
-                found[row.external_id] = row
-        return found
-
-    def _write_entries(
-        self,
-        conn: Connection,
-        inserts: list[tuple[TimeEntry, Assessment]],
-        updates: list[tuple[int, TimeEntry, Assessment, dict[str, Any]]],
-        seen_run: int | None,
-    ) -> list[Assessed]:
-        """Insert new entries and update changed ones in bulk; return them with their ids."""
-        assessed: list[Assessed] = []
-        if inserts:
-            now = self.clock()
-            # updated_at, first_seen_at, seen_run, decision: the same for every new entry
-            tail = (now, now, seen_run, None)
-            rows = [entry_values(entry) + assessment_values(a) + tail for entry, a in inserts]
-            ids = self._insert_entries(conn, inserts, rows)
-            for (entry, assessment), entry_id in zip(inserts, ids, strict=True):
-                assessed.append(Assessed(entry_id, entry, assessment, new=True))
-        if updates:
-            names = sorted(updates[0][3])
-            stmt = (
-                E.update()
-                .where(E.c.id == bindparam("_id"))
-                .values({name: bindparam(f"v_{name}") for name in names})
-            )
-            params = [
-                {"_id": entry_id, **{f"v_{k}": v for k, v in values.items()}}
-                for entry_id, _, _, values in updates
-            ]
-            conn.execute(stmt, params)
-            assessed.extend(Assessed(eid, entry, a) for eid, entry, a, _ in updates)
-        return assessed
-
-    def _insert_entries(
-        self,
-        conn: Connection,
-        inserts: list[tuple[TimeEntry, Assessment]],
-        rows: list[tuple[Any, ...]],
-    ) -> list[int]:
-        """Insert new entries and return their ids in order.
-
-        On SQLite the write lock is ours (BEGIN IMMEDIATE) and a rowid table numbers new rows
-        max + 1, max + 2, ...; that is checked, and any surprise falls back to a look-up.
-        """
-        before = None
-        if conn.dialect.name == "sqlite":
-            before = int(conn.execute(select(func.coalesce(func.max(E.c.id), 0))).scalar_one())
-        insert_values(conn, E, _INSERT_COLUMNS, rows)
-        if before is not None:
-            after = int(conn.execute(select(func.max(E.c.id))).scalar_one())
-            if after - before == len(rows):
-                return list(range(before + 1, after + 1))
-        source = inserts[0][0].source
-        found = self._existing(conn, source, [entry.external_id for entry, _ in inserts])
-        return [int(found[entry.external_id].id) for entry, _ in inserts]
+            store.save_cursor(conn, source, page.cursor)
 
     @staticmethod
     def _count(summary: RunSummary, status: str) -> None:
@@ -419,66 +299,6 @@ class SyncEngine:
             summary.unrouted += 1
         elif status == EntryStatus.RUNNING:
             summary.running += 1
-
-    # --- invalid records ------------------------------------------------------------------
-
-    def _store_invalid(
-        self,
-        conn: Connection,
-        source: str,
-        records: Any,
-        state: _RunState,
-        now: dt.datetime,
-    ) -> None:
-        for record in records:
-            assert isinstance(record, InvalidRecord)
-            state.summary.invalid += 1
-            if record.external_id is not None:
-                state.protected_ids.add(record.external_id)
-            if record.spent_date is None:
-                state.undated_invalid = True
-            else:
-                state.protected_dates.add(record.spent_date)
-            raw = json.dumps(record.raw, default=str, sort_keys=True, separators=(",", ":"))
-            fingerprint = hashlib.sha256(
-                f"{record.external_id}\x1f{raw}".encode(), usedforsecurity=False
-            ).hexdigest()
-            values = {
-                "locator": record.locator,
-                "reason": record.reason,
-                "external_id": record.external_id,
-                "spent_date": record.spent_date,
-                "raw": raw,
-                "run_id": state.run_id,
-                "last_seen_at": now,
-                "resolved_at": None,
-            }
-            updated = conn.execute(
-                IR.update()
-                .where((IR.c.source == source) & (IR.c.fingerprint == fingerprint))
-                .values(**values)
-            )
-            if updated.rowcount == 0:
-                conn.execute(
-                    IR.insert().values(
-                        source=source, fingerprint=fingerprint, first_seen_at=now, **values
-                    )
-                )
-
-    def _resolve_invalid_ids(
-        self, conn: Connection, source: str, external_ids: list[str], now: dt.datetime
-    ) -> None:
-        """A valid version of a record that was invalid before resolves it."""
-        for part in chunks(external_ids):
-            conn.execute(
-                IR.update()
-                .where(
-                    (IR.c.source == source)
-                    & IR.c.external_id.in_(part)
-                    & IR.c.resolved_at.is_(None)
-                )
-                .values(resolved_at=now)
-            )
 
     # --- deletions ------------------------------------------------------------------------
 
@@ -496,37 +316,26 @@ class SyncEngine:
         """
         summary = state.summary
         now = self.clock()
-        in_window = (
-            (E.c.source == source)
-            & (E.c.spent_date >= window.start)
-            & (E.c.spent_date <= window.end)
-            & E.c.deleted.is_(False)
-        )
-        if clients is not None:
-            named = E.c.client_name.in_(sorted(name for name in clients if name))
-            in_window = in_window & (
-                or_(named, E.c.client_name.is_(None)) if "" in clients else named
-            )
         if state.undated_invalid:
             summary.warnings.append(
                 f"{source}: deletions in {window.start}..{window.end} not reconciled because a"
                 " record without a readable date was invalid; fix it and sync again"
             )
             return
-        not_seen = or_(E.c.seen_run.is_(None), E.c.seen_run != state.run_id)
         # One pass over the window counts both; the rows are read only when some were missed.
-        known, missed = conn.execute(
-            select(func.count(), func.coalesce(func.sum(case((not_seen, 1), else_=0)), 0)).where(
-                in_window
-            )
-        ).one()
-        known = int(known)
-        rows = conn.execute(select(E).where(and_(in_window, not_seen))).all() if missed else []
+        known, missed = store.count_window(
+            conn, source, window.start, window.end, state.run_id, clients
+        )
+        rows = (
+            store.missed_in_window(conn, source, window.start, window.end, state.run_id, clients)
+            if missed
+            else []
+        )
         vanished = [
             row
             for row in rows
-            if row.spent_date not in state.protected_dates
-            and row.external_id not in state.protected_ids
+            if row.entry.spent_date not in state.protected_dates
+            and row.entry.external_id not in state.protected_ids
         ]
         if len(vanished) > GUARD_MIN_ENTRIES and len(vanished) > known * GUARD_SHARE:
             summary.warnings.append(
@@ -537,29 +346,11 @@ class SyncEngine:
             )
             return
         assessed = []
-        for row in vanished:
-            entry = entry_from_row(row)
-            gone = TimeEntry(**{**_fields(entry), "deleted": True})
+        for stored in vanished:
+            gone = dataclasses.replace(stored.entry, deleted=True)
             assessment = self.pricer.assess(gone, None)
-            assessed.append(Assessed(int(row.id), gone, assessment))
-        for part in chunks([a.entry_id for a in assessed]):
-            conn.execute(E.update().where(E.c.id.in_(part)).values(deleted=True, updated_at=now))
+            assessed.append(Assessed(stored.id, gone, assessment))
+        store.mark_deleted(conn, [a.entry_id for a in assessed], now)
         summary.deleted += len(assessed)
         summary.postings += post_assessments(conn, assessed, run_id=state.run_id, now=now)
-        conn.execute(
-            IR.update()
-            .where(
-                (IR.c.source == source)
-                & IR.c.resolved_at.is_(None)
-                & (IR.c.run_id != state.run_id)
-                & (
-                    IR.c.spent_date.is_(None)
-                    | ((IR.c.spent_date >= window.start) & (IR.c.spent_date <= window.end))
-                )
-            )
-            .values(resolved_at=now)
-        )
-
-
-def _fields(entry: TimeEntry) -> dict[str, Any]:
-    return {name: getattr(entry, name) for name in TimeEntry.__dataclass_fields__}
+        store.resolve_in_window(conn, source, window.start, window.end, state.run_id, now)

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 # The closed vocabularies of the config file: the reader accepts exactly these values, and the
 # type checker holds every use of a setting to them.
@@ -201,6 +201,9 @@ class SourceSettings:
     lookback_days: int = 30
     reconcile_every: dt.timedelta = dt.timedelta(hours=6)
     base_url: str | None = None
+    # Whether the source reads files on this machine rather than a remote API: the engine
+    # then parses pages as it stores them instead of fetching the next one ahead.
+    reads_local_files: ClassVar[bool] = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,6 +243,7 @@ class CsvSettings(SourceSettings):
     clients it names (an export filtered to one client), or nothing.
     """
 
+    reads_local_files: ClassVar[bool] = True
     file: Path
     format: CsvFormat = "generic"
     date_order: DateOrder = "auto"

@@ -395,7 +395,7 @@ def cmd_topup(args: argparse.Namespace, settings: Settings) -> int:
         return _topup_seen(
             exc, customer.id, budget.id, to_minor(amount, budget_unit(customer, budget))
         )
-    _out(f"{customer.id}/{budget.id}: {row['reason']}")
+    _out(f"{customer.id}/{budget.id}: {row.reason}")
     return EXIT_OK
 
 
@@ -430,13 +430,12 @@ def _topup_seen(exc: TopUpRecorded, customer_id: str, budget_id: str, minor: int
     """A rerun of the same top-up is done already (exit 0); the same reference for other
     money is a mistake that must not pass silently (exit 2)."""
     earlier = exc.earlier
-    recorded = earlier["recorded_at"]
-    when = recorded.date().isoformat() if isinstance(recorded, dt.datetime) else str(recorded)
+    when = earlier.recorded_at.date().isoformat()
     shown = (
-        f"{format_amount(int(str(earlier['amount_minor'])), str(earlier['unit']))}"
-        f" to {earlier['customer_id']}/{earlier['budget_id']} on {when}"
+        f"{format_amount(earlier.amount_minor, earlier.unit)}"
+        f" to {earlier.customer_id}/{earlier.budget_id} on {when}"
     )
-    if (earlier["customer_id"], earlier["budget_id"], earlier["amount_minor"]) == (
+    if (earlier.customer_id, earlier.budget_id, earlier.amount_minor) == (
         customer_id,
         budget_id,
         minor,

@@ -39,7 +39,7 @@ from sync.cli.commands import (
 from sync.cli.logs import configure_logging
 from sync.cli.serve import add_service_commands
 from sync.config import ConfigErrors, load_config
-from sync.ledger.database import StoreUnavailable
+from sync.ledger import StoreUnavailable
 from sync.model import EntryStatus
 from sync.ports import ConnectorError
 from sync.redaction import Redactor

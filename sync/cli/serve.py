@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from sync.app import App
 from sync.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from sync.ledger.database import utcnow
+from sync.ledger import utcnow
 from sync.service.scheduler import (
     ENV_REFILL_SECONDS,
     ENV_SCHEDULE_SECONDS,

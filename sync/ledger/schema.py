@@ -16,6 +16,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Date,
     DateTime,
     Dialect,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -150,6 +152,10 @@ postings = Table(
     Column("run_id", Integer),
     Column("reason", Text, nullable=False),
     Column("note", Text),
+    # Postings of an entry only: what a client reads about the amount (no tracker ids, no
+    # YAML paths), and which posting of the entry on this budget it is (`EntryRole`).
+    Column("explanation", Text),
+    Column("entry_role", String(20)),
     Index("ix_postings_budget_unit", "customer_id", "budget_id", "unit"),
     Index("ix_postings_entry", "entry_id"),
 )
@@ -257,3 +263,11 @@ meta = Table(
     Column("key", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+
+def upsert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `table` in the connection's dialect, so that it takes an
+    `on_conflict_do_update` or `on_conflict_do_nothing` clause (SQLite and PostgreSQL spell
+    those alike, but SQLAlchemy builds them per dialect)."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    return insert(table)

@@ -33,7 +33,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from sync.app import App
-from sync.ledger.database import utcnow
+from sync.ledger import utcnow
 from sync.ports import (
     ConnectorError,
     FetchRequest,

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Request, Response
 
 from sync.app import App
 from sync.books import decide
-from sync.ledger.database import StoreUnavailable, utcnow
+from sync.ledger import StoreUnavailable, utcnow
 from sync.model import EntryStatus
 from sync.ports import ConnectorError, WebhookRejected
 from sync.refill import RefillService

@@ -13,7 +13,6 @@ work synced late shows up in the period it was charged, with its own work date o
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
-from sync.ledger import schema
+from sync.ledger import CHARGE, schema
 from sync.model import HOUR_UNIT, PostingKind, format_amount, to_minor
 from sync.rules import budget_unit
 from sync.settings import Customer
@@ -156,8 +155,9 @@ def load_rows(
             p.c.entry_version,
             p.c.work_date,
             p.c.recorded_at,
-            p.c.reason,
             p.c.note,
+            p.c.explanation,
+            p.c.entry_role,
             e.c.version.label("entry_current_version"),
             e.c.seconds,
             e.c.user_name,
@@ -236,17 +236,6 @@ def build_statement(
     )
 
 
-# The engine's posting reasons start with "source:external-id (date) vVERSION: " and name
-# YAML paths; a client needs neither.
-_REASON_LABEL = re.compile(r"^.*? \(\d{4}-\d{2}-\d{2}\) v\S*: ")
-_YAML_PATH = re.compile(r"\s*\((?:customers|sources|invoicing)\[[^)]*\)")
-
-
-def client_explanation(reason: str) -> str:
-    """A posting's reason without the tracker's ids and the config's YAML paths."""
-    return _YAML_PATH.sub("", _REASON_LABEL.sub("", reason, count=1)).strip()
-
-
 def _line(row: Mapping[str, Any], day: dt.date, balance: int, openings: int) -> StatementLine:
     kind = row["kind"]
     amount = int(row["amount_minor"])
@@ -272,7 +261,7 @@ def _line(row: Mapping[str, Any], day: dt.date, balance: int, openings: int) -> 
             else f"Refill invoice{named} void: credit taken back"
         )
         return StatementLine(kind=LineKind.REFILL, description=text, **common)
-    first = str(row["key"]).endswith(":1") and kind == PostingKind.ENTRY
+    first = row["entry_role"] == CHARGE
     current = row["entry_current_version"] is not None and (
         row["entry_version"] == row["entry_current_version"]
     )
@@ -285,6 +274,6 @@ def _line(row: Mapping[str, Any], day: dt.date, balance: int, openings: int) -> 
         person=row["user_name"] or row["user_id"],
         task=task,
         hours=format_amount(int(seconds), HOUR_UNIT) if current and seconds is not None else None,
-        explanation=client_explanation(str(row["reason"])),
+        explanation=row["explanation"],
         **common,
     )

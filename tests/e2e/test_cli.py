@@ -415,7 +415,7 @@ def _hold_source(db_url: str, name: str) -> tuple[Any, str]:
     import datetime as dt
 
     from sync.engine import process_holder
-    from sync.ledger.database import Ledger
+    from sync.ledger import Ledger
 
     ledger = Ledger(db_url)
     ledger.upgrade()

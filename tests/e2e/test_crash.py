@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connectors.sources.csv_export import PAGE_SIZE as CSV_PAGE_SIZE
-from sync.ledger.database import Ledger, balances, schema
+from sync.ledger import Ledger, balances, schema
 from tests.e2e.test_cli import copy_story, run, run_json
 
 CRASH = "PREPAID_CRASH_AT"

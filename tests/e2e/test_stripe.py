@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from sync.ledger.database import Ledger, schema
+from sync.ledger import Ledger, schema
 from tests.e2e.test_cli import ROOT, run
 from tests.fakes.stripe_server import FakeStripe
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from connectors.sources.csv_export import CsvSource
 from sync.books import ensure_books
 from sync.engine import SyncEngine
-from sync.ledger.database import Ledger, budget_balance
+from sync.ledger import Ledger, budget_balance
 from sync.rules import Pricer
 from sync.settings import Criteria, CsvSettings, MatchRule
 from tests.support import NOW, money_customer, settings_for

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from sync.books import ensure_books
 from sync.engine import SyncEngine
-from sync.ledger.database import Ledger, balances, schema
+from sync.ledger import Ledger, balances, schema
 from sync.model import from_minor
 from sync.rules import Pricer
 from sync.settings import Rounding

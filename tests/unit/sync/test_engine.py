@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import func, select
 
 from sync.books import decide, ensure_books, topup
 from sync.engine import SyncEngine
-from sync.ledger.database import Ledger, balances, budget_balance, schema
+from sync.ledger import Ledger, balances, budget_balance, schema
 from sync.model import InvalidRecord
 from sync.ports import Page
 from sync.rules import Pricer
@@ -86,6 +87,39 @@ def test_edit_posts_the_difference_and_delete_reverses(db_url: str) -> None:
         reasons = [r.reason for r in conn.execute(select(schema.postings).order_by("id"))]
     assert "it cost 100.00 before" in reasons[-2] or "it cost 100.00 before" in reasons[-1]
     assert any("now deleted" in r for r in reasons)
+
+
+def test_entry_postings_store_their_role_and_what_a_client_reads(db_url: str) -> None:
+    ledger, _, engine = make(db_url)
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1"))
+    source.put(entry("2", hours="1"))
+    engine.sync(source, source_settings, full=True)
+    source.put(entry("1", hours="2.5", version="v2"))
+    source.remove("2")
+    engine.sync(source, source_settings, full=True)
+    p, e = schema.postings, schema.entries
+    with ledger.read() as conn:
+        rows = conn.execute(
+            select(e.c.external_id, p.c.entry_role, p.c.explanation, p.c.reason)
+            .join(e, p.c.entry_id == e.c.id)
+            .order_by(p.c.id)
+        ).all()
+    assert [(r.external_id, r.entry_role) for r in rows] == [
+        ("1", "charge"),
+        ("2", "charge"),
+        ("1", "correction"),
+        ("2", "reversal"),
+    ]
+    # What statements showed before the column: the reason without label and YAML paths.
+    label = re.compile(r"^.*? \(\d{4}-\d{2}-\d{2}\) v\S*: ")
+    yaml_path = re.compile(r"\s*\((?:customers|sources|invoicing)\[[^)]*\)")
+    for r in rows:
+        assert r.explanation == yaml_path.sub("", label.sub("", r.reason, count=1)).strip()
+    assert rows[0].explanation.endswith("1.00 h x EUR 100.00 = EUR 100.00")
+    assert rows[2].explanation.endswith("= EUR 250.00; it cost 100.00 before")
+    assert rows[3].explanation == "now deleted: deleted in source; it cost 100.00 before"
 
 
 def test_deletion_guard_refuses_mass_reversal(db_url: str) -> None:
@@ -315,7 +349,7 @@ def test_migrations_and_a_new_database_build_the_same_schema(db_url: str) -> Non
     from alembic.script import ScriptDirectory
     from sqlalchemy import create_engine
 
-    from sync.ledger.database import SCHEMA_HEAD
+    from sync.ledger import SCHEMA_HEAD
     from tests.conftest import reset_postgres
 
     cfg = Config()
@@ -342,12 +376,12 @@ def test_migrations_and_a_new_database_build_the_same_schema(db_url: str) -> Non
 
 def test_rows_inserted_through_the_driver_store_what_sqlalchemy_stores(db_url: str) -> None:
     """The hot path bypasses SQLAlchemy's type handling (and, on SQLite, relies on the driver
-    adapters `sync.ledger.database` registers): dates, aware datetimes, booleans and NULLs must be
-    stored exactly as SQLAlchemy would store them.
+    adapters of `sync.ledger.register_sqlite_adapters`): dates, aware datetimes, booleans and
+    NULLs must be stored exactly as SQLAlchemy would store them.
     """
     from sqlalchemy import text
 
-    from sync.ledger.database import insert_values
+    from sync.ledger import insert_values
 
     ledger = Ledger(db_url)
     ledger.upgrade()

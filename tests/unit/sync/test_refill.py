@@ -12,8 +12,16 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from sync.books import ensure_books, topup
-from sync.ledger import TRANSITIONS, IllegalTransition, get_refill, transition
-from sync.ledger.database import Ledger, budget_balance, installation_id, schema
+from sync.ledger import (
+    TRANSITIONS,
+    IllegalTransition,
+    Ledger,
+    budget_balance,
+    get_refill,
+    installation_id,
+    schema,
+    transition,
+)
 from sync.model import RefillStatus
 from sync.ports import InvoiceStatus, WebhookEvent
 from sync.refill import RefillError, RefillReport, RefillService

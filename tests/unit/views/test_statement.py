@@ -10,17 +10,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sync.views.chart import BalancePoint, balance_chart_svg
-from sync.views.statement import build_statement, client_explanation
+from sync.views.statement import build_statement
 from sync.views.statement_formats import render, to_csv, to_json
 from tests.support import money_customer
 
 UTC = dt.UTC
 TZ = "Europe/Brussels"
 GENERATED = dt.datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
-REASON = (
-    "tracker:e2 (2026-11-19) v2: 2026-11-19 2.00 h x EUR 100.00 = EUR 200.00"
-    " (customers[0].match[0]); it cost 300.00 before"
-)
+EXPLANATION = "2026-11-19 2.00 h x EUR 100.00 = EUR 200.00; it cost 300.00 before"
 
 
 def row(pid: int, kind: str, amount: int, at: dt.datetime, **extra: Any) -> dict[str, Any]:
@@ -34,8 +31,9 @@ def row(pid: int, kind: str, amount: int, at: dt.datetime, **extra: Any) -> dict
         "entry_version": None,
         "work_date": None,
         "recorded_at": at,
-        "reason": kind,
         "note": None,
+        "explanation": None,
+        "entry_role": None,
         "entry_current_version": None,
         "seconds": None,
         "user_name": None,
@@ -54,6 +52,8 @@ def work(
 ) -> dict[str, Any]:
     details: dict[str, Any] = {
         "key": f"entry:{entry}:acme:retainer:{n}",
+        "entry_role": "charge" if n == 1 else "correction",
+        "explanation": "2026-11-19 2.00 h x EUR 100.00 = EUR 200.00",
         "entry_version": "v2",
         "entry_current_version": "v2",
         "seconds": 7200,
@@ -75,7 +75,15 @@ ROWS = [
     row(
         5, "refill_credit", 100000, dt.datetime(2026, 11, 25, 10, tzinfo=UTC), invoice_number="N-7"
     ),
-    work(6, 2, 2, "reversal", 10000, dt.datetime(2026, 11, 30, 23, 30, tzinfo=UTC), reason=REASON),
+    work(
+        6,
+        2,
+        2,
+        "reversal",
+        10000,
+        dt.datetime(2026, 11, 30, 23, 30, tzinfo=UTC),
+        explanation=EXPLANATION,
+    ),
     row(7, "topup", 99900, dt.datetime(2026, 11, 2, 10, tzinfo=UTC), budget_id="other"),
 ]
 
@@ -122,14 +130,7 @@ def test_periods_chain_and_the_whole_history_ends_at_the_balance() -> None:
         "Ann",
         "Website / Design",
     )
-    assert adjustment.explanation == (
-        "2026-11-19 2.00 h x EUR 100.00 = EUR 200.00; it cost 300.00 before"
-    )
-
-
-def test_client_explanation_strips_ids_and_yaml_paths_only() -> None:
-    assert client_explanation("an operator note") == "an operator note"
-    assert client_explanation(REASON).startswith("2026-11-19 2.00 h")
+    assert adjustment.explanation == EXPLANATION
 
 
 def test_json_and_csv() -> None:
