@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sync.app import SchemaBehind
 from sync.books import BooksMismatch
 from sync.cli.commands import (
     EXIT_FAILED,
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print_error(f"config error: {line}")
         return EXIT_USAGE
-    except (UsageError, BooksMismatch) as exc:
+    except (UsageError, BooksMismatch, SchemaBehind) as exc:
         print_error(str(exc))
         return EXIT_USAGE
     except StoreUnavailable as exc:
