@@ -157,19 +157,22 @@ class App:
         full: bool = False,
         dry_run: bool = False,
         progress: Callable[[str, int], None] | None = None,
+        accept_deletions: bool = False,
     ) -> SyncOutcome:
-        """Pull every source (or one), post, then run refills and poll open ones."""
+        """Pull every source (or one), post, then run refills and poll open ones.
+        `accept_deletions` is the operator's confirmation of a mass deletion the deletion
+        guard would refuse (`sync --full --accept-deletions`)."""
         names = [source] if source else [s.name for s in self.settings.sources]
         outcome = SyncOutcome()
         if dry_run:
             self.ledger.upgrade()  # the schema itself is not data: a fresh file gets it
             with self.ledger.dry_run():
                 outcome.revalued = ensure_books(self.ledger, self.settings, self.pricer)
-                self._sync_sources(outcome, names, since, full, progress)
+                self._sync_sources(outcome, names, since, full, progress, accept_deletions)
                 outcome.refills = self.refills().run(dry_run=True)
             return outcome
         outcome.revalued = self.prepare()
-        self._sync_sources(outcome, names, since, full, progress)
+        self._sync_sources(outcome, names, since, full, progress, accept_deletions)
         outcome.refills = self.refills().run()
         return outcome
 
@@ -180,6 +183,7 @@ class App:
         since: dt.date | None,
         full: bool,
         progress: Callable[[str, int], None] | None,
+        accept_deletions: bool = False,
     ) -> None:
         engine = self.engine()
         for name in names:
@@ -194,5 +198,12 @@ class App:
                 )
                 continue
             outcome.runs.append(
-                engine.sync(adapter, settings, since=since, full=full, progress=tick)
+                engine.sync(
+                    adapter,
+                    settings,
+                    since=since,
+                    full=full,
+                    progress=tick,
+                    accept_deletions=accept_deletions,
+                )
             )

@@ -82,6 +82,11 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"unknown source {args.source!r}; configured: {names}")
     if args.since is not None:
         _check_since(args.since, args.source, settings)
+    if args.accept_deletions and not args.full:
+        raise UsageError(
+            "--accept-deletions confirms what a complete re-read found deleted: use it with"
+            " --full (prepaid sync --full --accept-deletions), after checking the tracker"
+        )
     app = App(settings)
     with _progress() as progress:
         outcome = app.sync(
@@ -90,6 +95,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             full=args.full,
             dry_run=args.dry_run,
             progress=progress,
+            accept_deletions=args.accept_deletions,
         )
         if args.wait:
             outcome = _wait_for_busy(app, args, outcome, progress)
@@ -128,6 +134,7 @@ def _wait_for_busy(
                 full=args.full,
                 dry_run=args.dry_run,
                 progress=progress,
+                accept_deletions=args.accept_deletions,
             )
             runs[name] = again.runs[0]
             outcome.refills = again.refills

@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="re-read the whole look-back window now")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
     p.add_argument(
+        "--accept-deletions",
+        action="store_true",
+        help="with --full: reverse the entries a complete re-read no longer returns even when"
+        " the deletion guard finds them too many (a mass deletion you have checked in the"
+        " tracker); their postings record the confirmation",
+    )
+    p.add_argument(
         "--wait",
         metavar="SECONDS",
         type=_seconds,
