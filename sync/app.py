@@ -7,13 +7,17 @@ line and a sync from the scheduler are the same code.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
-from sync.books import ensure_books
+from sqlalchemy import Connection
+
+from sync.books import BooksPreview, ensure_books, preview_books
 from sync.engine import RunSummary, SyncEngine, process_holder
-from sync.ledger import DatabaseCredentialStore, Ledger
+from sync.ledger import DatabaseCredentialStore, Ledger, safe_url
 from sync.model import RunOutcome
 from sync.ports import InvoiceSink, TimeSource
 from sync.refill import RefillReport, RefillService
@@ -34,6 +38,41 @@ class SyncOutcome:
     def partial(self) -> bool:
         """True when some source failed, some record was invalid, or a refill needs care."""
         return self.refills.partial or any(r.outcome != "ok" for r in self.runs)
+
+
+# What a read command says on a new database (nothing is created to say it).
+NO_SYNC_YET = "note: no sync has run yet: the database has no books, so there is nothing to show"
+
+
+class SchemaBehind(Exception):
+    """The database needs migrations a read command may not run (it never writes): exit 2."""
+
+
+class Books(NamedTuple):
+    """A read command's view of the books: a read transaction, and what the next sync would
+    post to bring them in line with the config (see `App.reading`)."""
+
+    conn: Connection
+    preview: BooksPreview
+
+    def pending_note(self) -> str | None:
+        """What the next sync will change, for stderr; None when the books match the config."""
+        p = self.preview
+        if not p.pending:
+            return None
+        parts = []
+        if p.entries:
+            noun = "entry" if p.entries == 1 else "entries"
+            parts.append(f"{p.entries} {noun} will be re-valued")
+        if p.openings:
+            parts.append(
+                f"{p.openings} opening {'balance' if p.openings == 1 else 'balances'} posted"
+            )
+        return (
+            f"note: the config changed since the last sync: {' and '.join(parts)} at the next"
+            " `prepaid sync` (or `prepaid serve`); shown are the books as they stand, nothing"
+            " was written (`prepaid sync --dry-run` shows the changes)"
+        )
 
 
 class App:
@@ -77,6 +116,29 @@ class App:
         self.ledger.upgrade()
         return ensure_books(self.ledger, self.settings, self.pricer)
 
+    @contextmanager
+    def reading(self) -> Iterator[Books | None]:
+        """The books for a command that only reads (`balance`, `entries`, `ledger`,
+        `statement`): one read transaction, and nothing written, not even a re-valuation
+        after a config change (that belongs to `sync` and `serve`, which call `prepare`); the
+        command says instead what the next sync will post.
+
+        Yields None when no sync has run yet (no tables; nothing is created): there is
+        nothing to show. Raises `SchemaBehind` when the schema needs migrations.
+        """
+        state = self.ledger.schema_state()
+        if state == "empty":
+            yield None
+            return
+        if state == "behind":
+            raise SchemaBehind(
+                f"the database {safe_url(self.settings.database)} was written by an older"
+                " version and needs migrating, which a read command does not do: run"
+                " `prepaid db upgrade` (or the next `prepaid sync`) first"
+            )
+        with self.ledger.read() as conn:
+            yield Books(conn, preview_books(conn, self.settings, self.pricer))
+
     def engine(self) -> SyncEngine:
         """A sync engine over this ledger and these rules."""
         return SyncEngine(
@@ -95,19 +157,22 @@ class App:
         full: bool = False,
         dry_run: bool = False,
         progress: Callable[[str, int], None] | None = None,
+        accept_deletions: bool = False,
     ) -> SyncOutcome:
-        """Pull every source (or one), post, then run refills and poll open ones."""
+        """Pull every source (or one), post, then run refills and poll open ones.
+        `accept_deletions` is the operator's confirmation of a mass deletion the deletion
+        guard would refuse (`sync --full --accept-deletions`)."""
         names = [source] if source else [s.name for s in self.settings.sources]
         outcome = SyncOutcome()
         if dry_run:
             self.ledger.upgrade()  # the schema itself is not data: a fresh file gets it
             with self.ledger.dry_run():
                 outcome.revalued = ensure_books(self.ledger, self.settings, self.pricer)
-                self._sync_sources(outcome, names, since, full, progress)
+                self._sync_sources(outcome, names, since, full, progress, accept_deletions)
                 outcome.refills = self.refills().run(dry_run=True)
             return outcome
         outcome.revalued = self.prepare()
-        self._sync_sources(outcome, names, since, full, progress)
+        self._sync_sources(outcome, names, since, full, progress, accept_deletions)
         outcome.refills = self.refills().run()
         return outcome
 
@@ -118,6 +183,7 @@ class App:
         since: dt.date | None,
         full: bool,
         progress: Callable[[str, int], None] | None,
+        accept_deletions: bool = False,
     ) -> None:
         engine = self.engine()
         for name in names:
@@ -132,5 +198,12 @@ class App:
                 )
                 continue
             outcome.runs.append(
-                engine.sync(adapter, settings, since=since, full=full, progress=tick)
+                engine.sync(
+                    adapter,
+                    settings,
+                    since=since,
+                    full=full,
+                    progress=tick,
+                    accept_deletions=accept_deletions,
+                )
             )

@@ -3,7 +3,9 @@
 `ensure_books` runs before any command that writes: it refuses a budget whose unit or currency
 changed under existing postings, posts opening balances (and any later change to them as a
 difference), and when the pricing config changed since the last run it re-values every stored
-entry, so the ledger always equals "latest version under current routing" (I1). Top-ups and
+entry, so the ledger always equals "latest version under current routing" (I1). Commands that
+only read never call it (they never write): `preview_books` computes, in their own read
+transaction, what it would post, so they can say what the next sync will change. Top-ups and
 review decisions are here too: each is one posting or one re-valuation, never an edit.
 """
 
@@ -12,15 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import Connection
 
-from sync.delta import Assessed, decision_for, post_assessments
+from sync.delta import Assessed, decision_for, pending_postings, post_assessments
 from sync.ledger import (
     Ledger,
     Posting,
+    StoredEntry,
     entries_after,
     entries_by_id,
     get_meta,
@@ -79,6 +82,13 @@ def _check_units(conn: Connection, settings: Settings) -> None:
 
 
 def _post_openings(conn: Connection, settings: Settings, now: dt.datetime) -> None:
+    insert_postings(conn, _opening_postings(conn, settings, now))
+
+
+def _opening_postings(conn: Connection, settings: Settings, now: dt.datetime) -> list[Posting]:
+    """The postings that bring each budget's opening balance to the config's (none when all
+    agree); computed without writing, so `preview_books` tells what `ensure_books` posts."""
+    postings = []
     for customer in settings.customers:
         for budget in customer.budgets:
             unit = budget_unit(customer, budget)
@@ -95,21 +105,19 @@ def _post_openings(conn: Connection, settings: Settings, now: dt.datetime) -> No
                     f"opening balance changed in {budget.yaml_path}:"
                     f" {format_amount(current, unit)} -> {format_amount(wanted, unit)}"
                 )
-            insert_postings(
-                conn,
-                [
-                    posting_row(
-                        key=f"opening:{customer.id}:{budget.id}:{len(rows) + 1}",
-                        customer=customer.id,
-                        budget=budget.id,
-                        kind=PostingKind.OPENING,
-                        amount=wanted - current,
-                        unit=unit,
-                        now=now,
-                        reason=reason,
-                    )
-                ],
+            postings.append(
+                posting_row(
+                    key=f"opening:{customer.id}:{budget.id}:{len(rows) + 1}",
+                    customer=customer.id,
+                    budget=budget.id,
+                    kind=PostingKind.OPENING,
+                    amount=wanted - current,
+                    unit=unit,
+                    now=now,
+                    reason=reason,
+                )
             )
+    return postings
 
 
 def revalue_entries(
@@ -132,15 +140,70 @@ def revalue_entries(
                 rows = [found[entry_id] for entry_id in sorted(found)]
             if not rows:
                 return done
-            items = []
-            for row in rows:
-                assessment = pricer.assess(row.entry, decision_for(row, row.entry.version))
-                items.append(Assessed(row.id, row.entry, assessment))
-            post_assessments(conn, items, run_id=None, now=utcnow())
+            post_assessments(conn, _reassessed(pricer, rows), run_id=None, now=utcnow())
             done += len(rows)
             last_id = rows[-1].id
         if entry_ids is not None:
             return done
+
+
+def _reassessed(pricer: Pricer, rows: Sequence[StoredEntry]) -> list[Assessed]:
+    """Stored entries assessed under the current rules, each with the decision that still
+    applies to it: one place, so a re-valuation and its preview cannot disagree."""
+    items = []
+    for row in rows:
+        assessment = pricer.assess(row.entry, decision_for(row, row.entry.version))
+        items.append(Assessed(row.id, row.entry, assessment))
+    return items
+
+
+@dataclass(frozen=True, slots=True)
+class BooksPreview:
+    """What `ensure_books` would post now, computed without writing (see `preview_books`).
+
+    `entries` are the stored entries whose postings would change; `openings` the budgets whose
+    opening balance would be posted or corrected; `deltas` the change each (customer, budget)
+    balance would see, in minor units (budgets that would not change are absent).
+    """
+
+    entries: int = 0
+    openings: int = 0
+    deltas: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        """True when the next sync would post something to bring the books in line."""
+        return bool(self.entries or self.openings)
+
+
+def preview_books(
+    conn: Connection, settings: Settings, pricer: Pricer, batch: int = 2000
+) -> BooksPreview:
+    """What the next `ensure_books` (the next `sync` or `serve` start) would post, computed
+    on `conn`, a read transaction, and nothing written: the read commands show the books as
+    they are, and say what will change and what the balances will then be.
+
+    Raises `BooksMismatch` as `ensure_books` does: a unit change is not something to preview.
+    """
+    _check_units(conn, settings)
+    now = utcnow()
+    openings = _opening_postings(conn, settings, now)
+    postings = list(openings)
+    if get_meta(conn, "pricing_fingerprint") != pricing_fingerprint(settings):
+        last_id = 0
+        while rows := entries_after(conn, last_id, batch):
+            items = _reassessed(pricer, rows)
+            postings += pending_postings(conn, items, run_id=None, now=now)
+            last_id = rows[-1].id
+    deltas: dict[tuple[str, str], int] = {}
+    for p in postings:
+        key = (p.customer_id, p.budget_id)
+        deltas[key] = deltas.get(key, 0) + p.amount_minor
+    return BooksPreview(
+        entries=len({p.entry_id for p in postings if p.entry_id is not None}),
+        openings=len(openings),
+        deltas={k: v for k, v in deltas.items() if v},
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ crash, posts nothing the second time (I1).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from sqlalchemy import Connection
@@ -70,16 +70,29 @@ def post_assessments(
     items = list(items)
     if not items:
         return 0
+    postings = pending_postings(conn, items, run_id=run_id, now=now)
+    insert_postings(conn, postings)
+    if update_entries:
+        update_assessments(conn, [(item.entry_id, item.assessment) for item in items])
+    return len(postings)
+
+
+def pending_postings(
+    conn: Connection,
+    items: Sequence[Assessed],
+    *,
+    run_id: int | None,
+    now: dt.datetime,
+) -> list[Posting]:
+    """The postings `post_assessments` writes for `items`, computed and not written: the
+    read commands use it to say what the next sync will post, without posting it."""
     posted: dict[int, dict[BudgetKey, Posted]] = {}
     for part in chunks([item.entry_id for item in items if not item.new]):
         posted.update(posted_by_entry(conn, part))
     postings: list[Posting] = []
     for item in items:
         postings.extend(_deltas(item, posted.get(item.entry_id, {}), run_id=run_id, now=now))
-    insert_postings(conn, postings)
-    if update_entries:
-        update_assessments(conn, [(item.entry_id, item.assessment) for item in items])
-    return len(postings)
+    return postings
 
 
 def _deltas(

@@ -84,6 +84,9 @@ class _RunState:
     # whatever date the invalid one has (a CSV id on two lines, an edit to a bad value).
     protected_ids: set[str] = field(default_factory=set)
     undated_invalid: bool = False
+    # `sync --full --accept-deletions`: the operator confirmed that a mass of entries really
+    # vanished, so the guard lets this run reverse them (and says so in their postings).
+    accept_deletions: bool = False
     # Whether the source has unresolved invalid records a valid version could resolve; most
     # runs have none, and then a page needs no look-up for them.
     open_invalid: bool = True
@@ -115,9 +118,11 @@ class SyncEngine:
         since: dt.date | None = None,
         full: bool = False,
         progress: Callable[[int], None] | None = None,
+        accept_deletions: bool = False,
     ) -> RunSummary:
         """Sync one source. Connector failures end the run with outcome `failed` and a
-        message; the cursor stays after the last committed page.
+        message; the cursor stays after the last committed page. `accept_deletions` lets the
+        deletion guard pass a mass reversal the operator confirmed (`--accept-deletions`).
         """
         summary = RunSummary(source=settings.name)
         lease = f"source:{settings.name}"
@@ -127,7 +132,7 @@ class SyncEngine:
             summary.error = f"{settings.name} is being synced by {holder}; skipped"
             return summary
         try:
-            self._sync_locked(source, settings, summary, since, full, progress)
+            self._sync_locked(source, settings, summary, since, full, progress, accept_deletions)
         finally:
             self.ledger.release_lease(lease, self.holder)
         return summary
@@ -140,12 +145,13 @@ class SyncEngine:
         since: dt.date | None,
         full: bool,
         progress: Callable[[int], None] | None,
+        accept_deletions: bool = False,
     ) -> None:
         now = self.clock()
         with self.ledger.begin() as conn:
             run_id = store.start_run(conn, settings.name, now)
             cursor, last_reconciled = store.load_state(conn, settings.name)
-        state = _RunState(run_id=run_id, summary=summary)
+        state = _RunState(run_id=run_id, summary=summary, accept_deletions=accept_deletions)
         with self.ledger.read() as conn:
             state.open_invalid = store.has_open(conn, settings.name)
         window = self._window(settings, now, last_reconciled, since=since, full=full)
@@ -337,18 +343,30 @@ class SyncEngine:
             if row.entry.spent_date not in state.protected_dates
             and row.entry.external_id not in state.protected_ids
         ]
+        accepted: str | None = None
         if len(vanished) > GUARD_MIN_ENTRIES and len(vanished) > known * GUARD_SHARE:
-            summary.warnings.append(
-                f"{source}: a complete re-read of {window.start}..{window.end} returned"
-                f" {known - len(rows)} of the {known} entries the ledger knows; refusing to"
-                f" reverse {len(vanished)} entries as deleted (the tracker may have answered"
-                " incompletely). Check the tracker, then run `prepaid sync --full` again."
+            if not state.accept_deletions:
+                summary.warnings.append(
+                    f"{source}: a complete re-read of {window.start}..{window.end} returned"
+                    f" {known - len(rows)} of the {known} entries the ledger knows; refusing"
+                    f" to reverse {len(vanished)} entries as deleted (the tracker may have"
+                    " answered incompletely). Check the tracker and sync again; if they"
+                    " really were deleted there, confirm with `prepaid sync --full"
+                    f" --source {source} --accept-deletions`."
+                )
+                return
+            # The operator's confirmation is the reason these reversals exist: say so in
+            # each posting, so the ledger explains a mass reversal without anyone's memory.
+            accepted = (
+                "deleted at the source, mass deletion accepted by the operator on"
+                f" {now.astimezone(self.tz).date().isoformat()}"
             )
-            return
         assessed = []
         for stored in vanished:
             gone = dataclasses.replace(stored.entry, deleted=True)
             assessment = self.pricer.assess(gone, None)
+            if accepted is not None:
+                assessment = assessment._replace(reason=accepted)
             assessed.append(Assessed(stored.id, gone, assessment))
         store.mark_deleted(conn, [a.entry_id for a in assessed], now)
         summary.deleted += len(assessed)

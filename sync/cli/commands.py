@@ -17,7 +17,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from sync.app import App, SyncOutcome
+from sync.app import NO_SYNC_YET, App, Books, SyncOutcome
 from sync.books import Decided, TopUpRecorded, decide, ensure_books, topup
 from sync.cli.output import (
     LEDGER_FIELDS,
@@ -27,7 +27,14 @@ from sync.cli.output import (
     ledger_json,
 )
 from sync.config.values import Invalid, as_amount
-from sync.model import EntryStatus, format_amount, minor_digits, parse_decimal, to_minor
+from sync.model import (
+    EntryStatus,
+    format_amount,
+    from_minor,
+    minor_digits,
+    parse_decimal,
+    to_minor,
+)
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
 from sync.rules import budget_unit
@@ -35,7 +42,9 @@ from sync.settings import Budget, Customer, Settings
 from sync.shortfall import setting_warnings
 from sync.tax import tax_warnings
 from sync.views.reports import (
+    BalanceRow,
     EntryRow,
+    InvalidRow,
     RefillSummary,
     balance_rows,
     entry_rows,
@@ -73,6 +82,11 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"unknown source {args.source!r}; configured: {names}")
     if args.since is not None:
         _check_since(args.since, args.source, settings)
+    if args.accept_deletions and not args.full:
+        raise UsageError(
+            "--accept-deletions confirms what a complete re-read found deleted: use it with"
+            " --full (prepaid sync --full --accept-deletions), after checking the tracker"
+        )
     app = App(settings)
     with _progress() as progress:
         outcome = app.sync(
@@ -81,6 +95,7 @@ def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
             full=args.full,
             dry_run=args.dry_run,
             progress=progress,
+            accept_deletions=args.accept_deletions,
         )
         if args.wait:
             outcome = _wait_for_busy(app, args, outcome, progress)
@@ -119,6 +134,7 @@ def _wait_for_busy(
                 full=args.full,
                 dry_run=args.dry_run,
                 progress=progress,
+                accept_deletions=args.accept_deletions,
             )
             runs[name] = again.runs[0]
             outcome.refills = again.refills
@@ -224,14 +240,19 @@ def _print_refills(report: RefillReport, prefix: str = "") -> None:
 
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
-    """`prepaid balance`."""
+    """`prepaid balance`: the books as they stand, and, when the config changed since the
+    last sync, what each balance will be once the next sync has re-valued (nothing written)."""
     _check_customer(settings, args.customer)
     app = App(settings)
-    app.prepare()
-    with app.ledger.read() as conn:
-        rows = balance_rows(conn, settings, args.customer)
+    with app.reading() as books:
+        rows = [] if books is None else balance_rows(books.conn, settings, args.customer)
+    pending = say_pending(books)
+    after = [_after_next_sync(settings, books, r) for r in rows]
     if args.format == "json":
-        _out(json.dumps([balance_json(r) for r in rows], indent=2))
+        items = [
+            {**balance_json(r), "after_next_sync": str(a)} for r, a in zip(rows, after, strict=True)
+        ]
+        _out(json.dumps(items, indent=2))
         return EXIT_OK
     table = [
         [
@@ -239,13 +260,14 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
             r.budget,
             r.unit_label,
             r.balance,
+            *([a] if pending else []),
             r.opening,
             r.credited,
             r.debited,
             r.pending,
             _refill_cell(r.open_refill),
         ]
-        for r in rows
+        for r, a in zip(rows, after, strict=True)
     ]
     _table(
         [
@@ -253,6 +275,7 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
             "budget",
             "unit",
             "balance",
+            *(["after next sync"] if pending else []),
             "opening",
             "credited",
             "debited",
@@ -268,6 +291,29 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def say_pending(books: Books | None) -> bool:
+    """Tell (on stderr) that no sync has run yet, or what the next sync will re-value; True
+    when the books differ from what the config says they will be."""
+    if books is None:
+        print_error(NO_SYNC_YET)
+        return False
+    note = books.pending_note()
+    if note is not None:
+        print_error(note)
+    return note is not None
+
+
+def _after_next_sync(settings: Settings, books: Books | None, row: BalanceRow) -> Decimal:
+    """A budget's balance once the next sync has brought the books in line with the config."""
+    delta = 0 if books is None else books.preview.deltas.get((row.customer, row.budget), 0)
+    if not delta:
+        return row.balance
+    customer = settings.customer(row.customer)
+    assert customer is not None  # the rows are built from the configured customers
+    budget = next(b for b in customer.budgets if b.id == row.budget)
+    return row.balance + from_minor(delta, budget_unit(customer, budget))
+
+
 def _refill_cell(refill: RefillSummary | None) -> str:
     if refill is None:
         return ""
@@ -279,20 +325,22 @@ def cmd_entries(args: argparse.Namespace, settings: Settings) -> int:
     """`prepaid entries`."""
     _check_customer(settings, args.customer)
     app = App(settings)
-    app.prepare()
-    with app.ledger.read() as conn:
-        if args.status == EntryStatus.INVALID:
-            invalid = invalid_rows(conn, source=args.source, limit=args.limit)
-            rows: list[EntryRow] = []
+    invalid: list[InvalidRow] = []
+    rows: list[EntryRow] = []
+    with app.reading() as books:
+        if books is None:
+            pass
+        elif args.status == EntryStatus.INVALID:
+            invalid = invalid_rows(books.conn, source=args.source, limit=args.limit)
         else:
-            invalid = []
             rows = entry_rows(
-                conn,
+                books.conn,
                 customer_id=args.customer,
                 status=args.status,
                 source=args.source,
                 limit=args.limit,
             )
+    say_pending(books)
     if args.format == "json":
         items = [entry_json(r) for r in rows] + [invalid_json(r) for r in invalid]
         _out(json.dumps(items, indent=2, default=str))
@@ -491,9 +539,9 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
     """`prepaid ledger`."""
     _check_customer(settings, args.customer)
     app = App(settings)
-    app.prepare()
-    with app.ledger.read() as conn:
-        rows = ledger_rows(conn, customer_id=args.customer)
+    with app.reading() as books:
+        rows = [] if books is None else ledger_rows(books.conn, customer_id=args.customer)
+    say_pending(books)
     if args.format == "json":
         _out(json.dumps([ledger_json(r) for r in rows], indent=2))
     elif args.format == "csv":

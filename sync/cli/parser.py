@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sync.app import SchemaBehind
 from sync.books import BooksMismatch
 from sync.cli.commands import (
     EXIT_FAILED,
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print_error(f"config error: {line}")
         return EXIT_USAGE
-    except (UsageError, BooksMismatch) as exc:
+    except (UsageError, BooksMismatch, SchemaBehind) as exc:
         print_error(str(exc))
         return EXIT_USAGE
     except StoreUnavailable as exc:
@@ -198,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", metavar="DATE", type=_date, help="re-read entries from DATE")
     p.add_argument("--full", action="store_true", help="re-read the whole look-back window now")
     p.add_argument("--dry-run", action="store_true", help="show what would change, write nothing")
+    p.add_argument(
+        "--accept-deletions",
+        action="store_true",
+        help="with --full: reverse the entries a complete re-read no longer returns even when"
+        " the deletion guard finds them too many (a mass deletion you have checked in the"
+        " tracker); their postings record the confirmation",
+    )
     p.add_argument(
         "--wait",
         metavar="SECONDS",

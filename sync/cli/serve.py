@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from sync.app import App
-from sync.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from sync.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say_pending
 from sync.ledger import utcnow
 from sync.service.scheduler import (
     ENV_REFILL_SECONDS,
@@ -110,9 +110,9 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
         print("--to must not be before --from", file=sys.stderr)
         return EXIT_USAGE
     app = App(settings)
-    app.prepare()
-    with app.ledger.read() as conn:
-        rows = load_rows(conn, customer.id)
+    with app.reading() as books:  # a statement reads: nothing is re-valued or written here
+        rows = [] if books is None else load_rows(books.conn, customer.id)
+    say_pending(books)
     statement = build_statement(
         customer,
         rows,

@@ -12,7 +12,8 @@ import functools
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect
 from sqlalchemy.engine import make_url
@@ -143,6 +144,28 @@ class Ledger:
             raise StoreUnavailable(_describe_db_error(self.url, exc)) from None
         with self.begin() as conn:
             meta.installation_id(conn)
+
+    def schema_state(self) -> Literal["empty", "behind", "current"]:
+        """Where the schema stands, found without creating or changing anything: "empty" when
+        the database has no tables yet (a SQLite file that does not exist, or is empty, is
+        not created: connecting would), "behind" when it needs migrations, "current" at
+        `SCHEMA_HEAD`. The read commands ask this instead of calling `upgrade`: they never
+        write, not even a schema.
+        """
+        if self.dialect == "sqlite":
+            name = make_url(self.url).database
+            if name and name != ":memory:" and not name.startswith("file:"):
+                path = Path(name)
+                if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+                    return "empty"
+        if self._at_head():
+            return "current"
+        try:
+            with self.read_engine.connect() as conn:
+                tables = inspect(conn).get_table_names()
+        except OperationalError as exc:
+            raise StoreUnavailable(_describe_db_error(self.url, exc)) from None
+        return "behind" if tables else "empty"
 
     def _at_head(self) -> bool:
         """True when the database is already at `SCHEMA_HEAD` (one cheap query)."""

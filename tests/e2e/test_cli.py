@@ -482,3 +482,38 @@ def test_a_refill_that_cannot_lift_the_budget_is_warned_and_explained(
     assert refill.returncode == 0, refill.stderr
     assert "nothing to do" not in refill.stdout
     assert "raise refill.amount or use top_up_to" in refill.stdout
+
+
+def test_a_mass_deletion_is_reversed_once_the_operator_accepts_it(story: Path) -> None:
+    csv_path = story.parent / "examples" / "time_entries.csv"
+    original = csv_path.read_text()
+    extra = "".join(
+        f"m{i},2026-11-02T18:00:00Z,2026-11-02,,,0.25,Ann Peeters,ACME Corp,Website,Design,,true,"
+        f"Small fix {i}\n"
+        for i in range(20)
+    )
+    csv_path.write_text(original + extra)
+    assert run(story, "sync").returncode == 0
+    assert by_budget(run_json(story, "balance"))["acme/retainer"]["debited"] == "2185.00"
+    csv_path.write_text(original)  # the 20 small fixes really were deleted in the tracker
+
+    refused = run(story, "sync", "--full")
+    assert refused.returncode == 3, refused.stderr
+    assert "refusing to reverse 20 entries" in refused.stdout
+    assert "prepaid sync --full --source exports --accept-deletions" in refused.stdout
+    without_full = run(story, "sync", "--accept-deletions")
+    assert without_full.returncode == 2 and "use it with --full" in without_full.stderr
+    assert by_budget(run_json(story, "balance"))["acme/retainer"]["debited"] == "2185.00"
+
+    accepted = run(story, "sync", "--full", "--accept-deletions")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "deleted 20" in accepted.stdout
+    assert by_budget(run_json(story, "balance"))["acme/retainer"]["debited"] == "1710.00"
+    reversals = [p for p in run_json(story, "ledger") if "mass deletion" in p["reason"]]
+    assert len(reversals) == 20
+    assert all(
+        "deleted at the source, mass deletion accepted by the operator on 20" in p["reason"]
+        for p in reversals
+    )
+    again = run(story, "sync", "--full", "--accept-deletions")
+    assert again.returncode == 0 and "deleted 0" in again.stdout

@@ -137,6 +137,47 @@ def test_deletion_guard_refuses_mass_reversal(db_url: str) -> None:
     assert balance(ledger) == before
 
 
+def test_a_mass_deletion_the_operator_accepts_is_reversed_with_the_reason(db_url: str) -> None:
+    ledger, _, engine = make(db_url, opening="10000.00")
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource(page_size=50)
+    for i in range(30):
+        source.put(entry(f"e{i}", hours="1", day=1 + i % 20))
+    engine.sync(source, source_settings, full=True)
+    before = balance(ledger)
+    source.entries = {k: v for k, v in source.entries.items() if k in ("e0", "e1")}
+    refused = engine.sync(source, source_settings, full=True)
+    assert "--accept-deletions" in refused.warnings[0]
+    assert balance(ledger) == before
+
+    summary = engine.sync(source, source_settings, full=True, accept_deletions=True)
+    assert (summary.outcome, summary.deleted, summary.warnings) == ("ok", 28, [])
+    assert balance(ledger) == before + 28 * 10000
+    assert set(entry_debits(ledger)) == {"e0", "e1"}
+    p = schema.postings
+    with ledger.read() as conn:
+        reasons = conn.scalars(select(p.c.reason).where(p.c.entry_role == "reversal")).all()
+    assert len(reasons) == 28
+    accepted = "deleted at the source, mass deletion accepted by the operator on 2026-11-26"
+    assert all(accepted in r for r in reasons), reasons[0]
+
+
+def test_accepting_deletions_marks_only_what_the_guard_would_refuse(db_url: str) -> None:
+    ledger, _, engine = make(db_url, opening="10000.00")
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    for i in range(5):
+        source.put(entry(f"e{i}", hours="1"))
+    engine.sync(source, source_settings, full=True)
+    del source.entries["e0"]
+    summary = engine.sync(source, source_settings, full=True, accept_deletions=True)
+    assert summary.deleted == 1
+    p = schema.postings
+    with ledger.read() as conn:
+        reasons = conn.scalars(select(p.c.reason).where(p.c.entry_role == "reversal")).all()
+    assert len(reasons) == 1 and "accepted by the operator" not in reasons[0]
+
+
 def test_failed_page_keeps_cursor_and_committed_pages(db_url: str) -> None:
     ledger, _, engine = make(db_url, opening="10000.00")
     source_settings = settings_for(db_url).sources[0]
