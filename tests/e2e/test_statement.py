@@ -56,3 +56,20 @@ def test_an_hours_statement_adds_up_as_shown(tmp_path: Path, sqlite_url: str) ->
         total = Decimal(budget["opening_balance"]) + sum(lines, Decimal(0))
         assert total == Decimal(budget["closing_balance"])
         assert all(len(line["amount"].split(".")[-1]) == 2 for line in budget["lines"])
+
+
+def test_units_are_spelled_one_way_and_times_are_labelled(tmp_path: Path, sqlite_url: str) -> None:
+    config = copy_story(tmp_path, sqlite_url)
+    assert run(config, "sync").returncode == 0
+    units: set[str] = set()
+    for command in ("ledger", "entries", "balance"):
+        result = run(config, command, "--format", "json")
+        assert result.returncode == 0, result.stderr
+        units |= {item["unit"] for item in json.loads(result.stdout) if item.get("unit")}
+    assert "HOUR" not in units and "hours" in units
+    ledger = json.loads(run(config, "ledger", "--format", "json").stdout)
+    assert all(item["recorded_at"].endswith("+00:00") for item in ledger)
+    table = run(config, "ledger").stdout
+    assert "recorded (Europe/Brussels)" in table.splitlines()[0]
+    csv_text = run(config, "statement", "globex", "--format", "csv").stdout
+    assert ",h," not in csv_text and ",hours," in csv_text
