@@ -291,7 +291,8 @@ def _split(
             continue
         dated.append((*statement_date(row, tz, grace_days), row))
     dated.sort(key=lambda d: (d[0] is not None, d[0] or dt.date.min, int(d[2]["id"])))
-    days = [d for d, _, _ in dated if d is not None]
+    # the chart starts at the first posting, the opening balance included
+    days = [d if d is not None else r["recorded_at"].astimezone(tz).date() for d, _, r in dated]
     exact = 0
     shown_before = 0
     lines: list[StatementLine] = []

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sync.views.chart import BalancePoint, balance_chart_svg
 from sync.views.statement import build_statement
-from sync.views.statement_formats import render, to_csv, to_json
+from sync.views.statement_formats import chart_for, render, to_csv, to_json
 from tests.support import money_customer
 
 UTC = dt.UTC
@@ -357,3 +357,16 @@ def test_consecutive_monthly_statements_chain_for_any_postings(rows: list[dict[s
         assert shown == Decimal(b.amount(b.closing_minor))
         assert b.opening_minor + b.added_minor - b.used_minor == b.closing_minor
         assert all(line.kind != "opening" or line.posting_id != 1 for line in b.lines)
+
+
+def test_the_chart_starts_at_the_first_posting_even_the_opening_alone() -> None:
+    only_opening = [row(1, "opening", 100000, dt.datetime(2026, 10, 1, 8, tzinfo=UTC))]
+    statement = build(None, None, only_opening)
+    (budget,) = statement.budgets
+    assert budget.starts == dt.date(2026, 10, 1)
+    html = render(statement, "html")
+    assert "no postings yet" not in html and "now 1000.00 EUR" in html
+    # a period that starts before the budget existed is drawn from the first posting on
+    (budget,) = build(dt.date(2020, 1, 1), None).budgets
+    svg = chart_for(budget, build(dt.date(2020, 1, 1), None), ZoneInfo(TZ))
+    assert ">2026-10-01</text>" in svg and "2020-01-01" not in svg
