@@ -169,7 +169,8 @@ def _sources(data: StatusData, tz: ZoneInfo) -> str:
             + cell(run.error)
             + "</tr>"
         )
-    headers = ["Source", "Type", "Schedule", "Last run", "Outcome", "Counts", "Error"]
+    headers = ["Source", "Type", "Schedule", f"Last run ({data.timezone})", "Outcome", "Counts"]
+    headers.append("Error")
     return '<section id="sources"><h2>Last sync</h2>' + table(headers, rows) + "</section>"
 
 
@@ -236,7 +237,8 @@ def _refills(data: StatusData, tz: ZoneInfo) -> str:
             + cell(r.error or r.payment_error)
             + "</tr>"
         )
-    headers = ["Refill", "Budget", "Amount", "Status", "Invoice", "Raised", "Problem"]
+    headers = ["Refill", "Budget", "Amount", "Status", "Invoice", f"Raised ({data.timezone})"]
+    headers.append("Problem")
     return (
         '<section id="refills"><h2>Open refills</h2>'
         + table(headers, rows, numeric=("Amount",))

@@ -17,7 +17,7 @@ from sync.views.chart import BalancePoint
 from sync.views.reports import balance_points, balance_rows, ledger_rows
 from sync.views.statement import build_statement, load_rows
 from sync.views.statement_formats import chart_for
-from sync.views.status_page import BURN_DOWN_DAYS, load_status
+from sync.views.status_page import BURN_DOWN_DAYS, load_status, render_status
 from tests.support import money_customer, settings_for
 
 UTC = dt.UTC
@@ -127,3 +127,13 @@ def test_status_charts_come_from_one_query_and_statement_charts_end_at_the_balan
         finally:
             event.remove(conn.engine, "before_cursor_execute", record)
     assert len(statements) == 1
+
+
+def test_status_page_labels_times_with_the_zone_and_amounts_with_their_unit(
+    sqlite_url: str,
+) -> None:
+    app = ledger_app(sqlite_url)
+    with app.ledger.read() as conn:
+        html = render_status(load_status(conn, app.settings, NOW), csrf="x")
+    assert f"Last run ({TZ})" in html
+    assert "1011.50 EUR" in html
