@@ -25,6 +25,7 @@ from sync.cli.output import (
     entry_json,
     invalid_json,
     ledger_json,
+    unit_text,
 )
 from sync.config.values import Invalid, as_amount
 from sync.model import (
@@ -265,7 +266,7 @@ def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
             r.credited,
             r.debited,
             r.pending,
-            _refill_cell(r.open_refill),
+            _refill_cell(r.open_refill, r.unit_label),
         ]
         for r, a in zip(rows, after, strict=True)
     ]
@@ -314,11 +315,11 @@ def _after_next_sync(settings: Settings, books: Books | None, row: BalanceRow) -
     return row.balance + from_minor(delta, budget_unit(customer, budget))
 
 
-def _refill_cell(refill: RefillSummary | None) -> str:
+def _refill_cell(refill: RefillSummary | None, unit: str) -> str:
     if refill is None:
         return ""
     paid = f" ({refill.amount_paid} paid)" if refill.partly_paid else ""
-    return f"{refill.id} {refill.status} {refill.amount}{paid}"
+    return f"{refill.id} {refill.status} {refill.amount} {unit}{paid}"
 
 
 def cmd_entries(args: argparse.Namespace, settings: Settings) -> int:
@@ -346,13 +347,35 @@ def cmd_entries(args: argparse.Namespace, settings: Settings) -> int:
         _out(json.dumps(items, indent=2, default=str))
         return EXIT_OK
     _table(
-        ["id", "date", "source", "customer", "budget", "status", "hours", "amount", "reason"],
         [
-            [r.id, r.date, r.source, r.customer, r.budget, r.status, r.hours, r.amount, r.reason]
+            "id",
+            "date",
+            "source",
+            "customer",
+            "budget",
+            "status",
+            "hours",
+            "amount",
+            "unit",
+            "reason",
+        ],
+        [
+            [
+                r.id,
+                r.date,
+                r.source,
+                r.customer,
+                r.budget,
+                r.status,
+                r.hours,
+                r.amount,
+                unit_text(r.unit),
+                r.reason,
+            ]
             for r in rows
         ]
         + [
-            [r.id, r.date, r.source, None, None, EntryStatus.INVALID, None, None, r.reason]
+            [r.id, r.date, r.source, None, None, EntryStatus.INVALID, None, None, None, r.reason]
             for r in invalid
         ],
     )
@@ -551,17 +574,29 @@ def cmd_ledger(args: argparse.Namespace, settings: Settings) -> int:
         writer.writerows(ledger_json(r) for r in rows)
         sys.stdout.write(buffer.getvalue())
     else:
+        tz = zoneinfo.ZoneInfo(settings.timezone)
         _table(
-            ["id", "recorded", "customer", "budget", "kind", "amount", "balance", "reason"],
+            [
+                "id",
+                f"recorded ({settings.timezone})",
+                "customer",
+                "budget",
+                "kind",
+                "amount",
+                "balance",
+                "unit",
+                "reason",
+            ],
             [
                 [
                     r.id,
-                    r.recorded_at.isoformat()[:16].replace("T", " "),
+                    r.recorded_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
                     r.customer,
                     r.budget,
                     r.kind,
                     r.amount,
                     r.balance_after,
+                    unit_text(r.unit),
                     r.reason,
                 ]
                 for r in rows

@@ -2,8 +2,9 @@
 become text for a machine.
 
 These shapes are a contract (`shared/design.md`, the README): keys in this order, amounts as
-decimal strings in their unit ("1234.50", "12" for JPY, "1.25" hours), dates and times in ISO
-8601, missing values as null. The records themselves keep values, so a change of shape is a
+decimal strings in their unit ("1234.50", "12" for JPY, "1.25" hours), a unit as its currency
+code or "hours", dates in ISO 8601 and times in ISO 8601 with their offset, missing values as
+null. The records themselves keep values, so a change of shape is a
 change here only.
 """
 
@@ -13,7 +14,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from sync.model import EntryStatus
+from sync.model import HOUR_UNIT, EntryStatus
 from sync.views.reports import BalanceRow, EntryRow, InvalidRow, LedgerRow, RefillSummary
 
 LEDGER_FIELDS = (
@@ -37,6 +38,12 @@ LEDGER_FIELDS = (
 def amount_text(value: Decimal | None) -> str | None:
     """An amount as its decimal string (never in exponent form); None stays None."""
     return None if value is None else format(value, "f")
+
+
+def unit_text(unit: str | None) -> str | None:
+    """A ledger unit as the user sees it: the currency code, or "hours" (the ledger stores
+    HOUR; `balance` says "hours" too, so every command spells a unit one way)."""
+    return "hours" if unit == HOUR_UNIT else unit
 
 
 def iso(value: dt.date | dt.datetime | None) -> str | None:
@@ -67,6 +74,7 @@ def refill_json(refill: RefillSummary) -> dict[str, Any]:
     return {
         "id": refill.id,
         "amount": amount_text(refill.amount),
+        "unit": refill.unit,
         "invoice_amount": amount_text(refill.invoice_amount),
         "amount_paid": amount_text(refill.amount_paid),
         "partly_paid": refill.partly_paid,
@@ -91,7 +99,7 @@ def entry_json(row: EntryRow) -> dict[str, Any]:
         "date": iso(row.date),
         "hours": amount_text(row.hours),
         "amount": amount_text(row.amount),
-        "unit": row.unit,
+        "unit": unit_text(row.unit),
         "reason": row.reason,
         "user": row.user,
         "client": row.client,
@@ -133,7 +141,7 @@ def ledger_json(row: LedgerRow) -> dict[str, Any]:
         "budget": row.budget,
         "kind": row.kind,
         "amount": amount_text(row.amount),
-        "unit": row.unit,
+        "unit": unit_text(row.unit),
         "balance_after": amount_text(row.balance_after),
         "reason": row.reason,
         "note": row.note,

@@ -10,7 +10,7 @@ passes through a float, not even on its way to a pixel.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from zoneinfo import ZoneInfo
@@ -40,12 +40,19 @@ def balance_chart_svg(
     end: dt.datetime,
     tz: ZoneInfo,
     threshold_minor: int | None = None,
+    formatter: Callable[[int], str] | None = None,
 ) -> str:
     """An accessible SVG of `points` (sorted by time) held flat until `end`.
 
-    `unit` is the ledger unit (a currency code or HOUR) used to format amounts; `unit_label` is
-    what a reader sees next to them ("EUR", "h"). A refill threshold is drawn as a dashed line.
+    `unit` is the ledger unit (a currency code or HOUR) used to format amounts unless a
+    `formatter` is given (a statement passes its own, so the chart shows its figures);
+    `unit_label` is what a reader sees next to them ("EUR", "hours"). A refill threshold is
+    drawn as a dashed line.
     """
+
+    def show(minor: int) -> str:
+        return format_amount(minor, unit) if formatter is None else formatter(minor)
+
     label = escape(title)
     if not points:
         return (
@@ -88,14 +95,13 @@ def balance_chart_svg(
         )
         parts.append(
             f'<text x="{WIDTH - _RIGHT}" y="{ty - 4}" text-anchor="end" class="note">refill'
-            f" below {escape(format_amount(threshold_minor, unit))} {escape(unit_label)}</text>"
+            f" below {escape(show(threshold_minor))} {escape(unit_label)}</text>"
         )
     parts += [
         f'<path d="{"".join(path)}" class="balance"/>',
-        f'<text x="{_LEFT}" y="14" class="note">{escape(format_amount(high, unit))}'
-        f" {escape(unit_label)}</text>",
+        f'<text x="{_LEFT}" y="14" class="note">{escape(show(high))} {escape(unit_label)}</text>',
         f'<text x="{WIDTH - _RIGHT}" y="14" text-anchor="end" class="now">now'
-        f" {escape(format_amount(last, unit))} {escape(unit_label)}</text>",
+        f" {escape(show(last))} {escape(unit_label)}</text>",
         f'<text x="{_LEFT}" y="{HEIGHT - 6}" class="note">'
         f"{points[0].at.astimezone(tz).date().isoformat()}</text>",
         f'<text x="{WIDTH - _RIGHT}" y="{HEIGHT - 6}" text-anchor="end" class="note">'

@@ -29,7 +29,8 @@ P = schema.postings
 
 @dataclass(frozen=True, slots=True)
 class RefillSummary:
-    """A refill as reports show it. `amount` is in the budget's unit, `invoice_amount` and
+    """A refill as reports show it. `amount` is in the budget's unit (`unit`: the currency
+    code, or "hours"), `invoice_amount` and
     `amount_paid` (what the sink says was received so far, None when it does not say) in the
     customer's currency; `invoice` is the sink's number for it (or its id)."""
 
@@ -37,6 +38,7 @@ class RefillSummary:
     customer: str
     budget: str
     amount: Decimal
+    unit: str
     invoice_amount: Decimal
     amount_paid: Decimal | None
     partly_paid: bool
@@ -194,6 +196,7 @@ def _refill_summary(refill: Refill) -> RefillSummary:
         customer=refill.customer_id,
         budget=refill.budget_id,
         amount=from_minor(refill.amount_minor, refill.unit),
+        unit="hours" if refill.unit == HOUR_UNIT else refill.unit,
         invoice_amount=from_minor(refill.terms.amount_minor, refill.currency),
         amount_paid=None if paid is None else from_minor(paid, refill.currency),
         partly_paid=refill.partly_paid,

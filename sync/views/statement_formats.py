@@ -1,8 +1,10 @@
 """A `Statement` as JSON, CSV, or a self-contained HTML page with an SVG chart of the balance.
 
 Every format carries the same figures: opening balance, each line with the balance after it,
-closing balance; amounts are decimal strings in the budget's unit (currency or hours). The HTML
-needs nothing but itself, so it can be mailed, printed or opened offline.
+closing balance; amounts are decimal strings in the budget's unit (currency, or hours with two
+decimals) and every shown amount adds up to the shown totals. Lines are dated by their
+statement date (the work date for work, see `sync.views.statement`). The HTML needs nothing but
+itself, so it can be mailed, printed or opened offline.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sync.views.chart import BalancePoint, balance_chart_svg
 from sync.views.page_layout import cell, layout, summary, table
-from sync.views.statement import BudgetStatement, Statement
+from sync.views.statement import GRACE_DAYS, BudgetStatement, Statement
 
 FORMATS = ("html", "csv", "json")
 
@@ -31,11 +33,15 @@ def to_json(statement: Statement) -> str:
         "to": None if statement.end is None else statement.end.isoformat(),
         "timezone": statement.timezone,
         "generated_at": statement.generated_at.isoformat(),
+        "grace_days": GRACE_DAYS,
+        "settled_on": None if statement.settled_on is None else statement.settled_on.isoformat(),
+        "provisional": statement.provisional,
         "budgets": [
             {
                 "budget": b.budget,
                 "unit": b.unit,
                 "currency": statement.currency,
+                "unit_label": b.unit_label,
                 "opening_balance": b.amount(b.opening_minor),
                 "added": b.amount(b.added_minor),
                 "used": b.amount(b.used_minor),
@@ -52,6 +58,8 @@ def to_json(statement: Statement) -> str:
                         "amount": b.amount(line.amount_minor),
                         "balance": b.amount(line.balance_minor),
                         "explanation": line.explanation,
+                        "late": line.late,
+                        "recorded_at": line.recorded_at.isoformat(),
                     }
                     for line in b.lines
                 ],
@@ -122,7 +130,14 @@ def to_html(statement: Statement) -> str:
         f'<p class="muted">{escape(period)} &middot; generated'
         f" {escape(statement.generated_at.astimezone(tz).strftime('%Y-%m-%d %H:%M'))}"
         f" ({escape(statement.timezone)})</p>",
+        f'<p class="muted">Work is shown on its work date. Work recorded more than {GRACE_DAYS}'
+        " days after the end of its month appears on the day it was recorded, marked late.</p>",
     ]
+    if statement.provisional and statement.settled_on is not None:
+        parts.append(
+            f'<p class="muted">Provisional: work of this period recorded until'
+            f" {escape(statement.settled_on.isoformat())} will still appear here.</p>"
+        )
     for b in statement.budgets:
         parts.append(f'<section id="budget-{escape(b.budget)}">')
         parts.append(f"<h2>{escape(b.budget)} ({escape(b.unit_label)})</h2>")
@@ -143,16 +158,18 @@ def to_html(statement: Statement) -> str:
 
 
 def chart_for(b: BudgetStatement, statement: Statement, tz: ZoneInfo) -> str:
-    """The budget's balance over the statement's period as SVG."""
+    """The budget's balance over the statement's period as SVG, from its first posting on
+    (or the period's start, if later), a step on each line's statement date."""
     points: list[BalancePoint] = []
-    if statement.start is not None:
-        begin = dt.datetime.combine(statement.start, dt.time(), tzinfo=tz)
-        points.append(BalancePoint(begin, b.opening_minor))
-    points.extend(BalancePoint(line.recorded_at, line.balance_minor) for line in b.lines)
+    first = (
+        b.starts if statement.start is None or b.starts is None else max(b.starts, statement.start)
+    )
+    if first is not None:
+        points.append(BalancePoint(_midnight(first, tz), b.opening_minor))
+    points.extend(BalancePoint(_midnight(line.date, tz), line.balance_minor) for line in b.lines)
     end = statement.generated_at
     if statement.end is not None:
-        after = dt.datetime.combine(statement.end + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-        end = min(end, after)
+        end = min(end, _midnight(statement.end + dt.timedelta(days=1), tz))
     if points:
         end = max(end, points[-1].at)
     return balance_chart_svg(
@@ -163,7 +180,12 @@ def chart_for(b: BudgetStatement, statement: Statement, tz: ZoneInfo) -> str:
         end=end,
         tz=tz,
         threshold_minor=b.threshold_minor,
+        formatter=b.amount,
     )
+
+
+def _midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=tz)
 
 
 def _lines_table(b: BudgetStatement) -> str:
@@ -181,6 +203,8 @@ def _lines_table(b: BudgetStatement) -> str:
     ]
     for line in b.lines:
         what = escape(line.description)
+        if line.late:
+            what = f"<strong>late</strong> {what}"
         if line.explanation:
             what += f'<br><span class="muted">{escape(line.explanation)}</span>'
         rows.append(
@@ -200,9 +224,10 @@ def _lines_table(b: BudgetStatement) -> str:
         '<td class="num"></td><td class="num"></td>'
         f'<td class="num"><strong>{escape(b.amount(b.closing_minor))}</strong></td></tr>'
     )
-    headers = ["Date", "Description", "Work date", "Person", "Task", "Hours"]
-    headers += [f"Amount ({b.unit_label})", "Balance"]
-    return table(headers, rows, numeric=("Hours", f"Amount ({b.unit_label})", "Balance"))
+    headers = ["Date", "Description", "Work date", "Person", "Task", "Hours tracked"]
+    headers += [f"Amount ({b.unit_label})", f"Balance ({b.unit_label})"]
+    numeric = ("Hours tracked", f"Amount ({b.unit_label})", f"Balance ({b.unit_label})")
+    return table(headers, rows, numeric=numeric)
 
 
 def _period_text(statement: Statement) -> str:

@@ -81,7 +81,7 @@ def _charts(conn: Connection, settings: Settings, now: dt.datetime) -> dict[tupl
             charts[(customer.id, budget.id)] = balance_chart_svg(
                 points,
                 unit=unit,
-                unit_label="h" if unit == HOUR_UNIT else unit,
+                unit_label="hours" if unit == HOUR_UNIT else unit,
                 title=f"{customer.name} {budget.id}: balance over time",
                 end=max(now, points[-1].at),
                 tz=tz,
@@ -110,9 +110,9 @@ def render_status(data: StatusData, *, csrf: str, notice: str | None = None) -> 
 def _balances(data: StatusData) -> str:
     rows = []
     for r in data.balances:
-        unit = "h" if r.unit == "hours" else r.currency
+        unit = r.unit_label
         refill = r.open_refill
-        refill_text = "" if refill is None else f"{refill.status} {refill.amount}"
+        refill_text = "" if refill is None else f"{refill.status} {refill.amount} {refill.unit}"
         statement = f"/statements/{quote(r.customer, safe='')}"
         rows.append(
             "<tr>"
@@ -169,7 +169,8 @@ def _sources(data: StatusData, tz: ZoneInfo) -> str:
             + cell(run.error)
             + "</tr>"
         )
-    headers = ["Source", "Type", "Schedule", "Last run", "Outcome", "Counts", "Error"]
+    headers = ["Source", "Type", "Schedule", f"Last run ({data.timezone})", "Outcome", "Counts"]
+    headers.append("Error")
     return '<section id="sources"><h2>Last sync</h2>' + table(headers, rows) + "</section>"
 
 
@@ -198,7 +199,7 @@ def _pending(data: StatusData, csrf: str) -> str:
             + cell(task)
             + cell(r.description)
             + cell(r.hours, num=True)
-            + cell(r.amount, num=True)
+            + cell(_with_unit(r.amount, r.unit), num=True)
             + f"<td>{buttons}</td></tr>"
         )
     headers = ["Date", "Budget", "Person", "Task", "Description", "Hours", "Amount", ""]
@@ -229,19 +230,27 @@ def _refills(data: StatusData, tz: ZoneInfo) -> str:
             "<tr>"
             + cell(r.id)
             + cell(f"{r.customer} / {r.budget}")
-            + cell(r.amount, num=True)
+            + cell(f"{r.amount} {r.unit}", num=True)
             + f'<td class="{css}">{escape(str(r.status))}</td>'
             + cell(r.invoice)
             + cell(_local(r.created_at, tz))
             + cell(r.error or r.payment_error)
             + "</tr>"
         )
-    headers = ["Refill", "Budget", "Amount", "Status", "Invoice", "Raised", "Problem"]
+    headers = ["Refill", "Budget", "Amount", "Status", "Invoice", f"Raised ({data.timezone})"]
+    headers.append("Problem")
     return (
         '<section id="refills"><h2>Open refills</h2>'
         + table(headers, rows, numeric=("Amount",))
         + "</section>"
     )
+
+
+def _with_unit(amount: object, unit: str | None) -> str | None:
+    """An amount with its unit ("hours" for hours budgets), so no figure stands unlabelled."""
+    if amount is None:
+        return None
+    return f"{amount} {'hours' if unit == HOUR_UNIT else unit}"
 
 
 def _local(moment: dt.datetime, tz: ZoneInfo) -> str:

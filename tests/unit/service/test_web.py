@@ -311,19 +311,18 @@ def test_statement_page(story: Story) -> None:
     data = client.get("/statements/acme?format=json").json
     (budget,) = data["budgets"]
     assert {k: budget[k] for k in ("opening_balance", "added", "used", "closing_balance")} == {
-        "opening_balance": "0.00",
-        "added": "1250.00",
+        "opening_balance": "1000.00",
+        "added": "250.00",
         "used": "300.00",
         "closing_balance": "950.00",
     }
     assert [(line["kind"], line["amount"], line["balance"]) for line in budget["lines"]] == [
-        ("opening", "1000.00", "1000.00"),
         ("work", "-200.00", "800.00"),
         ("work", "-300.00", "500.00"),
         ("adjustment", "200.00", "700.00"),
         ("top-up", "250.00", "950.00"),
     ]
-    work, edited, adjustment = budget["lines"][1:4]
+    work, edited, adjustment = budget["lines"][0:3]
     assert (work["person"], work["task"], work["hours"], work["work_date"]) == (
         "Ann Peeters",
         "Website / Design",
@@ -334,7 +333,7 @@ def test_statement_page(story: Story) -> None:
     assert adjustment["hours"] == "1.00"
     assert adjustment["explanation"].endswith("it cost 300.00 before")
     assert "customers[" not in adjustment["explanation"]
-    assert budget["lines"][4]["description"] == "Prepayment: bank transfer"
+    assert budget["lines"][3]["description"] == "Prepayment: bank transfer"
 
     html_response = client.get("/statements/acme")
     html = html_response.get_data(as_text=True)
@@ -365,9 +364,9 @@ def test_statement_period_after_everything_carries_the_balance(story: Story) -> 
     )
     before = client.get("/statements/acme?format=json&to=2000-01-01").json["budgets"][0]
     assert (before["opening_balance"], before["lines"], before["closing_balance"]) == (
-        "0.00",
+        "1000.00",  # the configured opening balance is where the budget starts
         [],
-        "0.00",
+        "1000.00",
     )
 
 

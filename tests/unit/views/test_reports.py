@@ -17,7 +17,7 @@ from sync.views.chart import BalancePoint
 from sync.views.reports import balance_points, balance_rows, ledger_rows
 from sync.views.statement import build_statement, load_rows
 from sync.views.statement_formats import chart_for
-from sync.views.status_page import BURN_DOWN_DAYS, load_status
+from sync.views.status_page import BURN_DOWN_DAYS, load_status, render_status
 from tests.support import money_customer, settings_for
 
 UTC = dt.UTC
@@ -91,8 +91,12 @@ def test_balance_points_carry_the_past_and_step_at_each_later_posting(db_url: st
     assert [p.balance_minor for p in points[("globex", "retainer", "EUR")]] == [5000, 105000]
 
 
-def test_status_charts_come_from_one_query_and_equal_the_statement_charts(db_url: str) -> None:
-    """The page used to build a statement per customer; one query must draw the same SVG."""
+def test_status_charts_come_from_one_query_and_statement_charts_end_at_the_balance(
+    db_url: str,
+) -> None:
+    """The page used to build a statement per customer; one query draws every burn-down (by
+    the moment postings were recorded). A statement's chart dates work by its work date, and
+    ends at the balance."""
     app = ledger_app(db_url)
     tz = ZoneInfo(TZ)
     start = NOW.astimezone(tz).date() - dt.timedelta(days=BURN_DOWN_DAYS)
@@ -102,14 +106,16 @@ def test_status_charts_come_from_one_query_and_equal_the_statement_charts(db_url
         for customer in app.settings.customers:
             statement = build_statement(
                 customer,
-                load_rows(conn, customer.id, since=since),
+                load_rows(conn, customer.id),
                 start=start,
                 end=None,
                 timezone=TZ,
                 generated_at=NOW,
             )
-            expected = chart_for(statement.budgets[0], statement, tz)
-            assert data.charts[(customer.id, "retainer")] == expected
+            (budget,) = statement.budgets
+            (row,) = balance_rows(conn, app.settings, customer.id)
+            assert (customer.id, "retainer") in data.charts
+            assert f"now {row.balance} EUR" in chart_for(budget, statement, tz)
         statements: list[str] = []
 
         def record(*args: Any) -> None:
@@ -121,3 +127,13 @@ def test_status_charts_come_from_one_query_and_equal_the_statement_charts(db_url
         finally:
             event.remove(conn.engine, "before_cursor_execute", record)
     assert len(statements) == 1
+
+
+def test_status_page_labels_times_with_the_zone_and_amounts_with_their_unit(
+    sqlite_url: str,
+) -> None:
+    app = ledger_app(sqlite_url)
+    with app.ledger.read() as conn:
+        html = render_status(load_status(conn, app.settings, NOW), csrf="x")
+    assert f"Last run ({TZ})" in html
+    assert "1011.50 EUR" in html
