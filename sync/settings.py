@@ -29,6 +29,8 @@ DateOrder = Literal["auto", "dmy", "mdy", "ymd"]
 CsvSnapshot = Literal["dates", "dates_and_clients", "none"]
 XeroStatus = Literal["DRAFT", "AUTHORISED"]
 XeroLineAmountTypes = Literal["Exclusive", "Inclusive", "NoTax"]
+# Metadata key of a settings field the reader fills from the top level, not from a YAML key.
+TOP_LEVEL = "top_level"
 
 
 class Secret:
@@ -192,6 +194,10 @@ class Customer:
 class SourceSettings:
     """What every source has. `lookback_days` is the re-read window for late edits and
     deletions; `reconcile_every` how often it is re-read; `schedule` is a cron line for serve.
+
+    `timezone` is not a key of the source: the reader copies the config's top-level
+    `timezone` here, because the adapter dates an instant (a start written as UTC or with an
+    offset) by the day it falls on in that zone, the day the statements count it in.
     """
 
     yaml_path: str
@@ -201,6 +207,7 @@ class SourceSettings:
     lookback_days: int = 30
     reconcile_every: dt.timedelta = dt.timedelta(hours=6)
     base_url: str | None = None
+    timezone: str = field(default="UTC", metadata={TOP_LEVEL: True})
     # Whether the source reads files on this machine rather than a remote API: the engine
     # then parses pages as it stores them instead of fetching the next one ahead.
     reads_local_files: ClassVar[bool] = False

@@ -125,7 +125,9 @@ def _read_settings(reader: FieldReader, data: object, where: str) -> Settings | 
     seen_sources: dict[str, str] = {}
     seen_sinks: dict[str, str] = {}
     seen_customers: dict[str, str] = {}
-    built_sources = [read_source(reader, item, at, seen_sources) for at, item in source_items]
+    built_sources = [
+        read_source(reader, item, at, seen_sources, timezone) for at, item in source_items
+    ]
     built_sinks = [read_sink(reader, item, at, seen_sinks) for at, item in sink_items]
     customers = [
         read_customer(reader, item, at, sources, sinks, seen_customers)

@@ -38,6 +38,7 @@ from sync.config.values import (
     join_path,
 )
 from sync.settings import (
+    TOP_LEVEL,
     ClockifySettings,
     CsvFormat,
     CsvSettings,
@@ -96,6 +97,7 @@ class SourceCommon(TypedDict):
     lookback_days: int
     reconcile_every: dt.timedelta
     base_url: str | None
+    timezone: str
 
 
 class SinkCommon(TypedDict):
@@ -111,7 +113,8 @@ class SinkCommon(TypedDict):
 class SourceKind:
     """One `type` of source: its settings record, its config reader and its adapter.
 
-    The YAML keys it allows are the fields of `settings` (but `yaml_path`), under the names in
+    The YAML keys it allows are the fields of `settings` (but `yaml_path` and the fields
+    marked `TOP_LEVEL`, such as `timezone`, copied from the top of the file), under the names in
     `renamed` where the YAML calls a field otherwise (`path` for a CSV `file`). `adapter` is
     the `module:callable` under `connectors/` that takes the settings; it is a name, not an
     import, because only `sync.wiring` may import an adapter.
@@ -148,7 +151,7 @@ def _yaml_keys(settings: type[object], renamed: Mapping[str, str]) -> tuple[str,
     return tuple(
         renamed.get(f.name, f.name)
         for f in dataclasses.fields(settings)  # type: ignore[arg-type]
-        if f.name != "yaml_path"
+        if f.name != "yaml_path" and not f.metadata.get(TOP_LEVEL)
     )
 
 
@@ -345,9 +348,12 @@ def _listed(kinds: Iterable[str]) -> str:
 
 
 def read_source(
-    reader: FieldReader, raw: object, path: str, seen: dict[str, str]
+    reader: FieldReader, raw: object, path: str, seen: dict[str, str], timezone: str = "UTC"
 ) -> SourceSettings | None:
-    """One entry of `sources`, read by its kind's reader; None when it cannot be built."""
+    """One entry of `sources`, read by its kind's reader; None when it cannot be built.
+
+    `timezone` is the config's top-level zone, which dates the source's instants.
+    """
     m = _typed_mapping(reader, raw, path, _SOURCE_KEYS, _SOURCE_EXAMPLE)
     if m is None:
         return None
@@ -369,6 +375,7 @@ def read_source(
         ),
         reconcile_every=reader.optional(m, path, "reconcile_every", as_duration, d.reconcile_every),
         base_url=reader.optional(m, path, "base_url", as_url, d.base_url),
+        timezone=timezone,
     )
     return SOURCE_KINDS[kind].read(reader, m, path, common)
 

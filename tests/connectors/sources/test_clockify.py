@@ -257,3 +257,26 @@ def test_against_the_fake_pages_and_finds_a_deletion() -> None:
         listed = {e.external_id for p in second for e in p.entries}
         assert len(listed) == 5003 and doomed not in listed
         assert all(e.user_id == USER_1 for p in second[:2] for e in p.entries)
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("timezone", "day"), [("Europe/Berlin", dt.date(2026, 11, 1)), ("UTC", dt.date(2026, 10, 31))]
+)
+def test_work_dates_are_days_in_the_configured_timezone(timezone: str, day: dt.date) -> None:
+    """Issue 10: 23:30Z on 31 October is 1 November in Berlin, in November's statement."""
+    records = json.loads(fixture("time_entries_jane.json"))
+    late, broken = records[1], records[3]
+    late["timeInterval"].update(start="2026-10-31T23:30:00Z", end="2026-11-01T01:00:00Z")
+    broken["timeInterval"].update(start="2026-10-31T23:30:00Z", end="2026-11-01T00:30:00Z")
+    responses.get(f"{BASE}/users", body=fixture("users.json"))
+    responses.get(f"{BASE}/user/{JANE}/time-entries", json=[late, broken])
+    responses.get(f"{BASE}/projects", body=fixture("projects.json"))
+    responses.get(f"{BASE}/user/{JOHN}/time-entries", json=[])
+
+    pages = fetch(source(timezone=timezone), cursor="2026-11-02")
+
+    (entry,) = [e for p in pages for e in p.entries]
+    (invalid,) = [i for p in pages for i in p.invalid]
+    assert (entry.spent_date, entry.start) == (day, dt.datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
+    assert invalid.spent_date == day

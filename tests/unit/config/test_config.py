@@ -202,6 +202,7 @@ def test_full_config_loads_into_exact_records(tmp_path: Path) -> None:
         yaml_path="sources[0]",
         name="harvest",
         type="harvest",
+        timezone="Europe/Brussels",  # the top-level zone, copied here
         schedule="*/10 * * * *",
         lookback_days=45,
         reconcile_every=dt.timedelta(hours=1, minutes=30),
@@ -214,6 +215,7 @@ def test_full_config_loads_into_exact_records(tmp_path: Path) -> None:
         yaml_path="sources[1]",
         name="toggl",
         type="toggl",
+        timezone="Europe/Brussels",  # the top-level zone, copied here
         token=Secret("toggl-tok-5678"),
         workspace_id="777",
         scope="workspace",
@@ -224,6 +226,7 @@ def test_full_config_loads_into_exact_records(tmp_path: Path) -> None:
         yaml_path="sources[2]",
         name="clockify",
         type="clockify",
+        timezone="Europe/Brussels",  # the top-level zone, copied here
         base_url="https://euc1.clockify.me/api/v1",
         api_key=Secret("clockify-key-9abc"),
         workspace_id="5f1e2d3c4b5a69788796a5b4",
@@ -232,6 +235,7 @@ def test_full_config_loads_into_exact_records(tmp_path: Path) -> None:
         yaml_path="sources[3]",
         name="exports",
         type="csv",
+        timezone="Europe/Brussels",  # the top-level zone, copied here
         file=tmp_path / "exports" / "time_entries.csv",
         format="toggl",
     )
@@ -413,6 +417,7 @@ def test_allowed_combinations(tmp_path: Path) -> None:
         type="toggl",
         token=Secret("toggl-tok-5678"),
         scope="me",
+        timezone="Europe/Brussels",
     )
     invoice_to = settings.customers[0].invoice_to
     assert invoice_to is not None
@@ -918,6 +923,7 @@ def test_environ_defaults_to_os_environ(tmp_path: Path, monkeypatch: pytest.Monk
         lookback_days=45,
         reconcile_every=dt.timedelta(minutes=90),
         base_url="https://api.harvestapp.com/v2",
+        timezone="Europe/Brussels",
         account_id="123456",
         token=Secret("harvest-tok-1234"),
         user_agent="Acme Agency (ops@acme.example)",
@@ -1015,3 +1021,18 @@ def test_bad_csv_reading_settings_name_their_path(
     assert [(e.yaml_path, fragment in e.problem) for e in errors] == [
         (f"sources[3].{key}", True)
     ], errors
+
+
+# --- time zones (issue 10): a source dates instants in the top-level zone -------------------
+
+
+def test_every_source_gets_the_top_level_timezone(tmp_path: Path) -> None:
+    settings = parse_config(base_data(), tmp_path / "config.yaml", ENV)
+    assert {source.timezone for source in settings.sources} == {"Europe/Brussels"}
+
+
+def test_timezone_is_not_a_key_of_a_source(tmp_path: Path) -> None:
+    data = base_data()
+    data["sources"][1]["timezone"] = "Europe/Berlin"
+    (error,) = errors_of(data, tmp_path)
+    assert error.startswith("sources[1].timezone: unknown key")
