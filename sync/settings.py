@@ -316,11 +316,17 @@ class OutboxSettings(SinkSettings):
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    """`prepaid serve`: where to listen and the token that guards the status page."""
+    """`prepaid serve`: where to listen and the token that guards the status page.
+
+    `unresolved` holds `(yaml_path, problem)` for each of these keys that names an unset
+    environment variable: only `serve` uses them, so only `serve` refuses to start over it,
+    and every other command runs on the same config.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
     status_token: Secret | None = None
+    unresolved: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

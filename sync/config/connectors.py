@@ -198,14 +198,15 @@ def _read_csv(
     reader: FieldReader, m: Mapping[str, object], path: str, common: SourceCommon
 ) -> CsvSettings:
     # A missing file is fine (the export may arrive later); a folder never will be one.
-    file = reader.required(m, path, "path", reader.local_path, Path(), "the CSV file to read")
-    if file.is_dir():
+    # None when unreadable (say an unset ${VARIABLE}): already reported, and no folder.
+    file = reader.required(m, path, "path", reader.local_path, None, "the CSV file to read")
+    if file is not None and file.is_dir():
         reader.error(join_path(path, "path"), "is a folder; give the path of a CSV file")
     formats = as_choice(*get_args(CsvFormat))
     c = _CSV_DEFAULTS
     return CsvSettings(
         **common,
-        file=file,
+        file=file or Path(),
         format=reader.optional(m, path, "format", formats, c.format),
         date_order=reader.optional(m, path, "date_order", _DATE_ORDER, c.date_order),
         max_hours=reader.optional(m, path, "max_hours", _max_hours, c.max_hours),

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sync.config import ConfigError, ConfigErrors, load_config, parse_config, parse_duration
+from sync.config import (
+    ConfigError,
+    ConfigErrors,
+    load_config,
+    parse_config,
+    parse_duration,
+    require_server,
+)
 from sync.settings import (
     ClockifySettings,
     Criteria,
@@ -483,6 +490,45 @@ def test_missing_variable_names_it_and_its_path(tmp_path: Path) -> None:
 
     assert messages == [
         "sources[0].token: environment variable HARVEST_TOKEN is not set; set it where prepaid"
+        " runs, or write the value in the file"
+    ]
+
+
+def test_unset_server_variable_is_left_to_serve(tmp_path: Path) -> None:
+    """Issue 10: an unset `${VAR}` under `server` blocks `serve` only, not every command."""
+    environ = {k: v for k, v in ENV.items() if k != "PREPAID_STATUS_TOKEN"}
+    data = base_data()
+    data["server"]["listen"] = "${PREPAID_LISTEN}"
+
+    settings = parse_config(data, tmp_path / "config.yaml", environ)
+
+    assert settings.server.status_token is None
+    with pytest.raises(ConfigErrors) as caught:
+        require_server(settings)
+    assert caught.value.messages == [
+        "server.listen: environment variable PREPAID_LISTEN is not set; set it where prepaid"
+        " runs, or write the value in the file",
+        "server.status_token: environment variable PREPAID_STATUS_TOKEN is not set; set it"
+        " where prepaid runs, or write the value in the file",
+    ]
+    require_server(parse_config(base_data(), tmp_path / "config.yaml", ENV))  # all set: fine
+
+
+def test_a_wrong_server_value_is_still_an_error_for_every_command(tmp_path: Path) -> None:
+    data = base_data()
+    data["server"]["listen"] = "${PREPAID_STATUS_TOKEN}"
+    assert errors_of(data, tmp_path) == [
+        'server.listen: must be "host:port" with a port from 1 to 65535, such as'
+        ' 127.0.0.1:8080, got the value of "${PREPAID_STATUS_TOKEN}"'
+    ]
+
+
+def test_unset_variable_as_a_csv_path_is_one_error_naming_it(tmp_path: Path) -> None:
+    data = base_data()
+    data["sources"][3]["path"] = "${EXPORT_FILE}"
+
+    assert errors_of(data, tmp_path) == [
+        "sources[3].path: environment variable EXPORT_FILE is not set; set it where prepaid"
         " runs, or write the value in the file"
     ]
 
