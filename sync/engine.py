@@ -148,7 +148,8 @@ class SyncEngine:
         state = _RunState(run_id=run_id, summary=summary)
         with self.ledger.read() as conn:
             state.open_invalid = store.has_open(conn, settings.name)
-        window = self._window(settings, now, last_reconciled, since=since, full=full)
+        first = cursor is None and last_reconciled is None
+        window = self._window(settings, now, last_reconciled, since=since, full=full, first=first)
         request = FetchRequest(cursor=cursor, window=window, now=now)
         reconciled = False
         lease, renewed = f"source:{settings.name}", time.monotonic()
@@ -203,11 +204,17 @@ class SyncEngine:
         *,
         since: dt.date | None,
         full: bool,
+        first: bool = False,
     ) -> DateWindow | None:
         # One day past today: a tracker in another time zone may already be on tomorrow.
         end = now.astimezone(self.tz).date() + dt.timedelta(days=1)
         if since is not None:
             return DateWindow(since, end)
+        if first and not full:
+            # A first sync reads the look-back period from scratch anyway, and the ledger knows
+            # nothing of the source to reverse: a look-back pass would read every entry twice
+            # (and report it fetched twice). The next run, still never reconciled, does it.
+            return None
         due = last_reconciled is None or now - last_reconciled >= settings.reconcile_every
         if full or due:
             return DateWindow(end - dt.timedelta(days=settings.lookback_days + 1), end)
