@@ -207,6 +207,7 @@ class SourceSettings:
     lookback_days: int = 30
     reconcile_every: dt.timedelta = dt.timedelta(hours=6)
     base_url: str | None = None
+    max_hours: Decimal = Decimal(24)
     timezone: str = field(default="UTC", metadata={TOP_LEVEL: True})
     # Whether the source reads files on this machine rather than a remote API: the engine
     # then parses pages as it stores them instead of fetching the next one ahead.
@@ -244,7 +245,7 @@ class CsvSettings(SourceSettings):
     """A CSV export on disk: each file is a full snapshot of the dates it covers.
 
     `date_order`: how D/M/Y-like dates are read; `auto` reads only what the source's dates
-    prove (README, "CSV exports"). `max_hours`: longer entries are invalid, not charged.
+    prove (README, "CSV exports").
     `encoding`: the file's text encoding (Python codec name, e.g. cp1252). `snapshot`: what a
     file is a complete list of, so what its missing rows delete: its dates, its dates for the
     clients it names (an export filtered to one client), or nothing.
@@ -254,7 +255,6 @@ class CsvSettings(SourceSettings):
     file: Path
     format: CsvFormat = "generic"
     date_order: DateOrder = "auto"
-    max_hours: Decimal = Decimal(24)
     encoding: str = "utf-8"
     snapshot: CsvSnapshot = "dates_and_clients"
 

@@ -33,6 +33,7 @@ from connectors.sources.records import (
     text_id,
     utc,
     whole,
+    within_limit,
     zone,
 )
 from connectors.sources.windows import PlannedWindow, plan_windows, snapshot_pages
@@ -150,7 +151,7 @@ class ClockifySource:
         rate = mapping(raw.get("hourlyRate"), "hourlyRate")
         cents = rate.get("amount")
         user_id = text_id(required(raw, "userId"), "userId")
-        return TimeEntry(
+        entry = TimeEntry(
             source=self.name,
             external_id=text_id(required(raw, "id")),
             version=_version(raw),
@@ -173,6 +174,7 @@ class ClockifySource:
             rate_currency=text(rate.get("currency"), "hourlyRate.currency") or None,
             raw=dict(raw),
         )
+        return within_limit(entry, self.settings)
 
     def _day(self, raw: Mapping[str, Any]) -> Any:
         return local_date(_start(raw), self.zone)

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sync.model import InvalidRecord, TimeEntry
+from sync.model import HOUR_UNIT, InvalidRecord, TimeEntry, to_minor
 from sync.ports import ConnectorError
+from sync.settings import SourceSettings
 
 _T = TypeVar("_T")
 
@@ -42,6 +43,25 @@ class Batch:
 
 class RecordError(ValueError):
     """A field of a record is missing or has the wrong type; the text says which."""
+
+
+def within_limit(entry: TimeEntry, settings: SourceSettings) -> TimeEntry:
+    """`entry`, or a `RecordError` when its duration is negative or over the source's
+    `max_hours`: such a record is listed as invalid with the reason, never charged.
+
+    A deletion passes whatever its duration, so an absurd entry can still be removed.
+    """
+    if entry.deleted:
+        return entry
+    if entry.seconds < 0:
+        raise RecordError("duration is negative")
+    if entry.seconds > to_minor(settings.max_hours, HOUR_UNIT):
+        hours = (Decimal(entry.seconds) / 3600).quantize(Decimal("0.01"))
+        setting = f"{settings.yaml_path}.max_hours"
+        raise RecordError(
+            f"{hours} hours is more than {setting} ({settings.max_hours}): not charged"
+        )
+    return entry
 
 
 def content_version(entry: TimeEntry) -> str:

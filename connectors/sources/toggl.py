@@ -41,6 +41,7 @@ from connectors.sources.records import (
     utc,
     whole,
     with_content_version,
+    within_limit,
     zone,
 )
 from connectors.sources.windows import PlannedWindow, plan_windows, snapshot_pages
@@ -143,12 +144,13 @@ class TogglSource:
 
     def _report_entry(self, raw: Mapping[str, Any]) -> TimeEntry:
         cents = raw.get("hourly_rate_in_cents")
-        return dataclasses.replace(
+        entry = dataclasses.replace(
             self._common(raw, seconds_key="seconds"),
             user_name=text(raw.get("username"), "username") or None,
             rate=None if cents is None else Decimal(whole(cents, "hourly_rate_in_cents")) / 100,
             rate_currency=text(raw.get("currency"), "currency") or None,
         )
+        return within_limit(entry, self.settings)
 
     # -- me scope: v9 ------------------------------------------------------------------------
 
@@ -195,11 +197,12 @@ class TogglSource:
         return batch
 
     def _v9_entry(self, raw: Mapping[str, Any]) -> TimeEntry:
-        return dataclasses.replace(
+        entry = dataclasses.replace(
             self._common(raw, seconds_key="duration"),
             deleted=raw.get("server_deleted_at") is not None,
             tags=tuple(text(tag, "tags") for tag in raw.get("tags") or ()),
         )
+        return within_limit(entry, self.settings)
 
     def _entry_workspace(self, entry: TimeEntry) -> str:
         found = entry.raw.get("workspace_id", entry.raw.get("wid"))

@@ -97,6 +97,7 @@ class SourceCommon(TypedDict):
     lookback_days: int
     reconcile_every: dt.timedelta
     base_url: str | None
+    max_hours: Decimal
     timezone: str
 
 
@@ -209,7 +210,6 @@ def _read_csv(
         file=file or Path(),
         format=reader.optional(m, path, "format", formats, c.format),
         date_order=reader.optional(m, path, "date_order", _DATE_ORDER, c.date_order),
-        max_hours=reader.optional(m, path, "max_hours", _max_hours, c.max_hours),
         encoding=reader.optional(m, path, "encoding", _encoding, c.encoding),
         snapshot=reader.optional(m, path, "snapshot", _SNAPSHOT, c.snapshot),
     )
@@ -222,7 +222,7 @@ _HOURS = as_amount(2, "hours", positive=True)
 
 
 def _max_hours(value: object) -> Decimal:
-    """The longest entry a CSV source may charge: plain decimal hours, up to a month (744)."""
+    """The longest entry a source may charge: plain decimal hours, up to a month (744)."""
     if isinstance(value, str) and any(letter in value for letter in "eE"):
         raise Invalid('must be a number such as "24"', "no exponent notation")
     hours = _HOURS(value)
@@ -376,6 +376,7 @@ def read_source(
         ),
         reconcile_every=reader.optional(m, path, "reconcile_every", as_duration, d.reconcile_every),
         base_url=reader.optional(m, path, "base_url", as_url, d.base_url),
+        max_hours=reader.optional(m, path, "max_hours", _max_hours, d.max_hours),
         timezone=timezone,
     )
     return SOURCE_KINDS[kind].read(reader, m, path, common)

@@ -405,3 +405,22 @@ def test_work_dates_are_days_in_the_configured_timezone(timezone: str, day: dt.d
     (invalid,) = page.invalid
     assert (entry.spent_date, entry.start) == (day, dt.datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
     assert (invalid.external_id, invalid.spent_date) == ("4299", day)
+
+
+@responses.activate
+def test_an_entry_over_max_hours_is_invalid_not_charged() -> None:
+    """Issue 10: a 10000-hour entry is listed as invalid with the reason; a deletion of one
+    still goes through."""
+    records = json.loads(fixture("me_since.json"))
+    absurd = records[1] | {"duration": 36_000_000}
+    deleted = records[2] | {"duration": 36_000_000}
+    responses.get(ME, json=[absurd, deleted])
+    responses.get(PROJECTS, body=fixture("projects_page1.json"))
+    responses.get(CLIENTS, body=fixture("clients.json"))
+
+    (page,) = fetch(source(scope="me"), cursor="1793613600")
+
+    assert [(e.external_id, e.deleted) for e in page.entries] == [("4203", True)]
+    assert [(i.external_id, i.reason) for i in page.invalid] == [
+        ("4202", "10000.00 hours is more than sources[1].max_hours (24): not charged")
+    ]

@@ -362,7 +362,7 @@ def test_no_float_anywhere_and_amounts_are_decimal(tmp_path: Path) -> None:
     assert str(settings.customers[0].budgets[1].opening_balance) == "10.50"
     decimals = [str(v) for v in values if isinstance(v, Decimal)]
     assert decimals == [
-        "24",  # sources[3].max_hours, the CSV default
+        *["24"] * 4,  # sources[*].max_hours, the default of every source
         "95.00",
         "2000.00",
         "120.50",
@@ -619,7 +619,7 @@ BAD_CASES = [
         "sources.0.tokn",
         "x",
         "unknown key; expected one of: name, type, schedule, lookback_days, reconcile_every,"
-        ' base_url, account_id, token, user_agent; did you mean "token"?',
+        ' base_url, max_hours, account_id, token, user_agent; did you mean "token"?',
     ),
     case("sources.0.type", "jira", 'must be harvest, toggl, clockify or csv, got "jira"'),
     case("sources.0.type", DELETE, "is required; harvest, toggl, clockify or csv"),
@@ -1082,3 +1082,21 @@ def test_timezone_is_not_a_key_of_a_source(tmp_path: Path) -> None:
     data["sources"][1]["timezone"] = "Europe/Berlin"
     (error,) = errors_of(data, tmp_path)
     assert error.startswith("sources[1].timezone: unknown key")
+
+
+def test_max_hours_is_a_setting_of_every_source(tmp_path: Path) -> None:
+    """Issue 10: a tracker's 10000-hour entry is capped like a CSV row's."""
+    data = base_data()
+    data["sources"][0]["max_hours"] = "12"
+    data["sources"][1]["max_hours"] = "1e3"
+
+    assert errors_of(data, tmp_path) == [
+        'sources[1].max_hours: must be a number such as "24", got "1e3"; no exponent notation'
+    ]
+    del data["sources"][1]["max_hours"]
+    harvest, toggl, clockify, _ = parse_config(data, tmp_path / "config.yaml", ENV).sources
+    assert (harvest.max_hours, toggl.max_hours, clockify.max_hours) == (
+        Decimal(12),
+        Decimal(24),
+        Decimal(24),
+    )
