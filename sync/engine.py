@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from sqlalchemy import Connection
 from sync import ledger as store
 from sync.crash import crash_point
 from sync.delta import Assessed, decision_for, post_assessments
-from sync.ledger import Ledger, utcnow
+from sync.ledger import Ledger, leases, utcnow
 from sync.model import EntryStatus, RunOutcome, TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.prefetch import read_ahead
@@ -43,8 +41,10 @@ GUARD_SHARE = 0.5
 
 
 def process_holder() -> str:
-    """Who holds a lease: host and pid, unique enough across replicas."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who holds a lease: this process, unique across replicas even where containers share a
+    host name and each is PID 1 (see `sync.ledger.leases.process_holder`).
+    """
+    return leases.process_holder()
 
 
 @dataclass
