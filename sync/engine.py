@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from sqlalchemy import Connection
 from sync import ledger as store
 from sync.crash import crash_point
 from sync.delta import Assessed, decision_for, post_assessments
-from sync.ledger import Ledger, utcnow
+from sync.ledger import Ledger, leases, utcnow
 from sync.model import EntryStatus, RunOutcome, TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page, TimeSource
 from sync.prefetch import read_ahead
@@ -43,8 +41,10 @@ GUARD_SHARE = 0.5
 
 
 def process_holder() -> str:
-    """Who holds a lease: host and pid, unique enough across replicas."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who holds a lease: this process, unique across replicas even where containers share a
+    host name and each is PID 1 (see `sync.ledger.leases.process_holder`).
+    """
+    return leases.process_holder()
 
 
 @dataclass
@@ -154,7 +154,8 @@ class SyncEngine:
         state = _RunState(run_id=run_id, summary=summary, accept_deletions=accept_deletions)
         with self.ledger.read() as conn:
             state.open_invalid = store.has_open(conn, settings.name)
-        window = self._window(settings, now, last_reconciled, since=since, full=full)
+        first = cursor is None and last_reconciled is None
+        window = self._window(settings, now, last_reconciled, since=since, full=full, first=first)
         request = FetchRequest(cursor=cursor, window=window, now=now)
         reconciled = False
         lease, renewed = f"source:{settings.name}", time.monotonic()
@@ -209,11 +210,17 @@ class SyncEngine:
         *,
         since: dt.date | None,
         full: bool,
+        first: bool = False,
     ) -> DateWindow | None:
         # One day past today: a tracker in another time zone may already be on tomorrow.
         end = now.astimezone(self.tz).date() + dt.timedelta(days=1)
         if since is not None:
             return DateWindow(since, end)
+        if first and not full:
+            # A first sync reads the look-back period from scratch anyway, and the ledger knows
+            # nothing of the source to reverse: a look-back pass would read every entry twice
+            # (and report it fetched twice). The next run, still never reconciled, does it.
+            return None
         due = last_reconciled is None or now - last_reconciled >= settings.reconcile_every
         if full or due:
             return DateWindow(end - dt.timedelta(days=settings.lookback_days + 1), end)

@@ -29,6 +29,8 @@ DateOrder = Literal["auto", "dmy", "mdy", "ymd"]
 CsvSnapshot = Literal["dates", "dates_and_clients", "none"]
 XeroStatus = Literal["DRAFT", "AUTHORISED"]
 XeroLineAmountTypes = Literal["Exclusive", "Inclusive", "NoTax"]
+# Metadata key of a settings field the reader fills from the top level, not from a YAML key.
+TOP_LEVEL = "top_level"
 
 
 class Secret:
@@ -192,6 +194,10 @@ class Customer:
 class SourceSettings:
     """What every source has. `lookback_days` is the re-read window for late edits and
     deletions; `reconcile_every` how often it is re-read; `schedule` is a cron line for serve.
+
+    `timezone` is not a key of the source: the reader copies the config's top-level
+    `timezone` here, because the adapter dates an instant (a start written as UTC or with an
+    offset) by the day it falls on in that zone, the day the statements count it in.
     """
 
     yaml_path: str
@@ -201,6 +207,8 @@ class SourceSettings:
     lookback_days: int = 30
     reconcile_every: dt.timedelta = dt.timedelta(hours=6)
     base_url: str | None = None
+    max_hours: Decimal = Decimal(24)
+    timezone: str = field(default="UTC", metadata={TOP_LEVEL: True})
     # Whether the source reads files on this machine rather than a remote API: the engine
     # then parses pages as it stores them instead of fetching the next one ahead.
     reads_local_files: ClassVar[bool] = False
@@ -237,7 +245,7 @@ class CsvSettings(SourceSettings):
     """A CSV export on disk: each file is a full snapshot of the dates it covers.
 
     `date_order`: how D/M/Y-like dates are read; `auto` reads only what the source's dates
-    prove (README, "CSV exports"). `max_hours`: longer entries are invalid, not charged.
+    prove (README, "CSV exports").
     `encoding`: the file's text encoding (Python codec name, e.g. cp1252). `snapshot`: what a
     file is a complete list of, so what its missing rows delete: its dates, its dates for the
     clients it names (an export filtered to one client), or nothing.
@@ -247,7 +255,6 @@ class CsvSettings(SourceSettings):
     file: Path
     format: CsvFormat = "generic"
     date_order: DateOrder = "auto"
-    max_hours: Decimal = Decimal(24)
     encoding: str = "utf-8"
     snapshot: CsvSnapshot = "dates_and_clients"
 
@@ -309,11 +316,17 @@ class OutboxSettings(SinkSettings):
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
-    """`prepaid serve`: where to listen and the token that guards the status page."""
+    """`prepaid serve`: where to listen and the token that guards the status page.
+
+    `unresolved` holds `(yaml_path, problem)` for each of these keys that names an unset
+    environment variable: only `serve` uses them, so only `serve` refuses to start over it,
+    and every other command runs on the same config.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8080
     status_token: Secret | None = None
+    unresolved: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

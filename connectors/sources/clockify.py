@@ -24,6 +24,7 @@ from connectors.sources.records import (
     RecordError,
     flag,
     items_of,
+    local_date,
     mapping,
     optional_id,
     read_page,
@@ -32,6 +33,8 @@ from connectors.sources.records import (
     text_id,
     utc,
     whole,
+    within_limit,
+    zone,
 )
 from connectors.sources.windows import PlannedWindow, plan_windows, snapshot_pages
 from sync.model import TimeEntry
@@ -81,6 +84,7 @@ class ClockifySource:
         self.http = http or http_client(settings)
         self.projects = ProjectDirectory(self._load_projects)
         self._users: dict[str, str] | None = None
+        self.zone = zone(settings.timezone)
 
     @property
     def name(self) -> str:
@@ -122,7 +126,7 @@ class ClockifySource:
                 records = items_of(
                     page.payload, None, f"{self.name}: user {user_id} page {page.number}"
                 )
-                batch = read_page(self.name, records, page.number, self._entry, date_of=_start)
+                batch = read_page(self.name, records, page.number, self._entry, date_of=self._day)
                 batch.entries = self.projects.enrich(
                     batch.entries, lambda _e: self.settings.workspace_id
                 )
@@ -147,11 +151,11 @@ class ClockifySource:
         rate = mapping(raw.get("hourlyRate"), "hourlyRate")
         cents = rate.get("amount")
         user_id = text_id(required(raw, "userId"), "userId")
-        return TimeEntry(
+        entry = TimeEntry(
             source=self.name,
             external_id=text_id(required(raw, "id")),
             version=_version(raw),
-            spent_date=start.date(),
+            spent_date=start.astimezone(self.zone).date(),  # the configured zone's day
             seconds=0 if running else parse_duration(duration),
             billable=flag(raw.get("billable"), "billable"),
             start=start,
@@ -170,6 +174,10 @@ class ClockifySource:
             rate_currency=text(rate.get("currency"), "hourlyRate.currency") or None,
             raw=dict(raw),
         )
+        return within_limit(entry, self.settings)
+
+    def _day(self, raw: Mapping[str, Any]) -> Any:
+        return local_date(_start(raw), self.zone)
 
     def _load_projects(self, workspace: str, wanted: frozenset[str]) -> Mapping[str, ProjectInfo]:
         listing = ProjectListing(

@@ -52,6 +52,7 @@ from connectors.sources.csv_formats import (
     RowParser,
     guess_format,
 )
+from connectors.sources.records import zone
 from sync.model import InvalidRecord, TimeEntry
 from sync.ports import ConnectorError, DateWindow, FetchRequest, Page
 from sync.settings import CsvSettings
@@ -489,7 +490,8 @@ class CsvSource:
                 kind="config",
             )
         limit = DurationLimit(self._settings.max_hours, f"{where}.max_hours")
-        parser = RowParser(fmt, read.header, read.delimiter != ",", dates, limit)
+        comma = read.delimiter != ","
+        parser = RowParser(fmt, read.header, comma, dates, limit, zone(self._settings.timezone))
         if missing := parser.missing(fmt):
             raise ConnectorError(
                 f"{read.name}: header not recognised as a {fmt.name} export: missing "

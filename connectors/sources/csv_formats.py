@@ -5,7 +5,8 @@ are matched case-insensitively, in any order, extra columns ignored:
 
 - `generic` (design.md): id, updated_at, date, start, end, hours, user, client, project, task,
   tags (`;`-separated), billable, description; optional user_id, client_id, project_id, task_id,
-  rate, currency. `start`/`end` are ISO 8601 date-times (an offset is honoured) or times of day.
+  rate, currency. `start`/`end` are ISO 8601 date-times or times of day; a start with an offset
+  (or `Z`) is an instant, dated by the day it falls on in the configured `timezone`.
 - `harvest`, the detailed time report: Date, Client, Project, Task, Notes, Hours, Billable?,
   First Name, Last Name, Billable Rate, Currency ("Euro - EUR").
 - `toggl`, the detailed report: User, Email, Client, Project, Task, Description, Billable,
@@ -294,6 +295,7 @@ class RowParser:
         decimal_comma: bool,
         dates: Dates,
         limit: DurationLimit | None = None,
+        zone: dt.tzinfo = _UTC,
     ):
         self.index: dict[str, int] = {}
         self.labels: dict[str, str] = {}
@@ -309,6 +311,7 @@ class RowParser:
         self.width = len(header)
         self.dates = dates
         self.limit = limit
+        self.zone = zone  # dates instants: the same instant is one day whatever its offset
         self._max_seconds = limit.seconds if limit is not None else 1 << 62
         self.decimal_comma = decimal_comma
         self.tag_separator = fmt.tag_separator
@@ -343,7 +346,8 @@ class RowParser:
                 return self.dates.parse(text)
             start = row[start_index].strip() if 0 <= start_index < width else ""
             if start and not is_clock(start):
-                return dt.datetime.fromisoformat(start).date()
+                moment = dt.datetime.fromisoformat(start)
+                return (moment.astimezone(self.zone) if moment.tzinfo else moment).date()
         except ValueError:
             pass
         return None
@@ -509,7 +513,9 @@ class RowParser:
             raise BadRow(f"{label} {text!r} is not a date (YYYY-MM-DD, {form})") from None
 
     def _moment(self, text: str, day: dt.date | None, field: str) -> tuple[dt.datetime, dt.date]:
-        """A start or end as an aware UTC datetime, with the work date it names locally."""
+        """A start or end as an aware UTC datetime, with its work date: the date it names, or for
+        an instant (with an offset) the day it falls on in the configured zone.
+        """
         label = self.labels[field]
         if is_clock(text):
             if day is None:
@@ -530,4 +536,4 @@ class RowParser:
             raise BadRow(f"{label} {text!r} is not an ISO 8601 date-time", day) from None
         if moment.tzinfo is None:
             return moment.replace(tzinfo=_UTC), moment.date()
-        return moment.astimezone(_UTC), moment.date()
+        return moment.astimezone(_UTC), moment.astimezone(self.zone).date()

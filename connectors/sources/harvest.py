@@ -30,6 +30,7 @@ from connectors.sources.records import (
     text_id,
     utc,
     with_content_version,
+    within_limit,
 )
 from sync.model import HOUR_UNIT, TimeEntry, to_minor
 from sync.ports import DateWindow, FetchRequest, Page
@@ -149,7 +150,7 @@ class HarvestSource:
             rate_currency=text(client.get("currency"), "client.currency") or None,
             raw=dict(raw),
         )
-        return with_content_version(entry)
+        return with_content_version(within_limit(entry, self.settings))
 
 
 def _spent(raw: Mapping[str, Any]) -> Any:

@@ -13,13 +13,15 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sync.model import InvalidRecord, TimeEntry
+from sync.model import HOUR_UNIT, InvalidRecord, TimeEntry, to_minor
 from sync.ports import ConnectorError
+from sync.settings import SourceSettings
 
 _T = TypeVar("_T")
 
@@ -41,6 +43,25 @@ class Batch:
 
 class RecordError(ValueError):
     """A field of a record is missing or has the wrong type; the text says which."""
+
+
+def within_limit(entry: TimeEntry, settings: SourceSettings) -> TimeEntry:
+    """`entry`, or a `RecordError` when its duration is negative or over the source's
+    `max_hours`: such a record is listed as invalid with the reason, never charged.
+
+    A deletion passes whatever its duration, so an absurd entry can still be removed.
+    """
+    if entry.deleted:
+        return entry
+    if entry.seconds < 0:
+        raise RecordError("duration is negative")
+    if entry.seconds > to_minor(settings.max_hours, HOUR_UNIT):
+        hours = (Decimal(entry.seconds) / 3600).quantize(Decimal("0.01"))
+        setting = f"{settings.yaml_path}.max_hours"
+        raise RecordError(
+            f"{hours} hours is more than {setting} ({settings.max_hours}): not charged"
+        )
+    return entry
 
 
 def content_version(entry: TimeEntry) -> str:
@@ -155,6 +176,23 @@ def moment(value: Any, key: str) -> dt.datetime:
     return parsed
 
 
+def zone(name: str) -> dt.tzinfo:
+    """The configured time zone (`SourceSettings.timezone`, already validated by the reader)."""
+    return dt.UTC if name == "UTC" else zoneinfo.ZoneInfo(name)
+
+
+def local_date(value: Any, where: dt.tzinfo) -> Any:
+    """For `read_record`'s `date_of`: the day an instant falls on in the configured zone.
+
+    A value that is no instant with a zone is given back as written, so that its first ten
+    characters may still name the date of an invalid record.
+    """
+    try:
+        return moment(value, "start").astimezone(where).date().isoformat()
+    except RecordError:
+        return value
+
+
 def utc(value: Any, key: str) -> dt.datetime:
     """An ISO 8601 timestamp with a zone, converted to UTC."""
     return moment(value, key).astimezone(dt.UTC)
@@ -196,7 +234,7 @@ def read_record(
     """`convert(raw)`, or an `InvalidRecord` saying why not (with its id and date if readable).
 
     `date_of` picks the field whose first ten characters are the work date (`spent_date`, or
-    a start time written with the user's offset).
+    a start time's day in the configured zone, see `local_date`).
     """
     if not isinstance(raw, dict):
         return InvalidRecord(source, locator, f"not an object: {raw!r}"[:200], raw={"value": raw})

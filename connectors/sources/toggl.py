@@ -30,6 +30,7 @@ from connectors.sources.records import (
     Batch,
     flag,
     items_of,
+    local_date,
     moment,
     optional_id,
     read_page,
@@ -40,6 +41,8 @@ from connectors.sources.records import (
     utc,
     whole,
     with_content_version,
+    within_limit,
+    zone,
 )
 from connectors.sources.windows import PlannedWindow, plan_windows, snapshot_pages
 from sync.model import TimeEntry
@@ -79,6 +82,7 @@ class TogglSource:
         self.settings = settings
         self.http = http or http_client(settings)
         self.projects = ProjectDirectory(self._load_projects)
+        self.zone = zone(settings.timezone)
 
     @property
     def name(self) -> str:
@@ -131,19 +135,22 @@ class TogglSource:
             rows = items_of(page.payload, None, f"{self.name}: report page {page.number}")
             for where, raw in _flatten(rows):
                 locator = f"page {page.number} {where}"
-                batch.add(read_record(self.name, raw, locator, self._report_entry, date_of=_start))
+                batch.add(
+                    read_record(self.name, raw, locator, self._report_entry, date_of=self._day)
+                )
             enriched = self.projects.enrich(batch.entries, lambda _entry: workspace)
             batch.entries = [with_content_version(entry) for entry in enriched]
             yield batch
 
     def _report_entry(self, raw: Mapping[str, Any]) -> TimeEntry:
         cents = raw.get("hourly_rate_in_cents")
-        return dataclasses.replace(
+        entry = dataclasses.replace(
             self._common(raw, seconds_key="seconds"),
             user_name=text(raw.get("username"), "username") or None,
             rate=None if cents is None else Decimal(whole(cents, "hourly_rate_in_cents")) / 100,
             rate_currency=text(raw.get("currency"), "currency") or None,
         )
+        return within_limit(entry, self.settings)
 
     # -- me scope: v9 ------------------------------------------------------------------------
 
@@ -183,18 +190,19 @@ class TogglSource:
     def _read_v9(self, params: Mapping[str, Any]) -> Batch:
         answer = self.http.get_json(f"{V9}/me/time_entries", params)
         records = items_of(answer, None, f"{self.name}: me/time_entries")
-        batch = read_page(self.name, records, 1, self._v9_entry, date_of=_start)
+        batch = read_page(self.name, records, 1, self._v9_entry, date_of=self._day)
         enriched = self.projects.enrich(batch.entries, self._entry_workspace)
         # Versioned once the project's name and client are known: they route the entry too.
         batch.entries = [with_content_version(entry) for entry in enriched]
         return batch
 
     def _v9_entry(self, raw: Mapping[str, Any]) -> TimeEntry:
-        return dataclasses.replace(
+        entry = dataclasses.replace(
             self._common(raw, seconds_key="duration"),
             deleted=raw.get("server_deleted_at") is not None,
             tags=tuple(text(tag, "tags") for tag in raw.get("tags") or ()),
         )
+        return within_limit(entry, self.settings)
 
     def _entry_workspace(self, entry: TimeEntry) -> str:
         found = entry.raw.get("workspace_id", entry.raw.get("wid"))
@@ -212,7 +220,8 @@ class TogglSource:
             source=self.name,
             external_id=text_id(required(raw, "id")),
             version=_stamp(required(raw, "at")),  # replaced by the content version, once enriched
-            spent_date=start.date(),  # the user's day: Toggl writes start with its offset
+            # The configured zone's day, whatever offset Toggl wrote: statements count by it.
+            spent_date=start.astimezone(self.zone).date(),
             seconds=0 if running else seconds,
             billable=flag(raw.get("billable"), "billable"),
             start=start.astimezone(dt.UTC),
@@ -228,6 +237,9 @@ class TogglSource:
             raw=dict(raw),
         )
 
+    def _day(self, raw: Mapping[str, Any]) -> Any:
+        return local_date(raw.get("start"), self.zone)
+
     def _load_projects(self, workspace: str, wanted: frozenset[str]) -> Mapping[str, ProjectInfo]:
         per_page = {"page": 1, "per_page": PROJECTS_PER_PAGE}
         listing = ProjectListing(
@@ -242,10 +254,6 @@ class TogglSource:
 def _either(raw: Mapping[str, Any], key: str, legacy: str) -> Any:
     value = raw.get(key)
     return raw.get(legacy) if value is None else value
-
-
-def _start(raw: Mapping[str, Any]) -> Any:
-    return raw.get("start")
 
 
 def _stamp(value: Any) -> str:

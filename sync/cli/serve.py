@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from sync.app import App
 from sync.cli.commands import EXIT_FAILED, EXIT_OK, EXIT_USAGE, say_pending
+from sync.config import require_server
 from sync.ledger import utcnow
 from sync.service.scheduler import (
     ENV_REFILL_SECONDS,
@@ -140,6 +141,7 @@ def cmd_statement(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """`prepaid serve`: until SIGTERM/SIGINT."""
+    require_server(settings)  # a server key with an unset ${VARIABLE}: config error, exit 2
     root = logging.getLogger()
     if root.level > logging.INFO:
         root.setLevel(logging.INFO)  # a service says what it does without -v

@@ -40,7 +40,14 @@ from sync.config.values import (
 )
 from sync.settings import ServerSettings, Settings
 
-__all__ = ["ConfigError", "ConfigErrors", "load_config", "parse_config", "parse_duration"]
+__all__ = [
+    "ConfigError",
+    "ConfigErrors",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "require_server",
+]
 
 # --- public API -----------------------------------------------------------------------------
 
@@ -77,6 +84,16 @@ def parse_config(data: object, config_path: Path, environ: Mapping[str, str]) ->
     if reader.errors or settings is None:
         raise ConfigErrors(reader.errors)
     return settings
+
+
+def require_server(settings: Settings) -> None:
+    """Raise `ConfigErrors` when a `server` key names an unset environment variable.
+
+    Loading leaves those to the one command that uses them (`serve`), so that `balance` or
+    `sync` run where the status token is not set.
+    """
+    if settings.server.unresolved:
+        raise ConfigErrors([ConfigError(*problem) for problem in settings.server.unresolved])
 
 
 def _file_error(where: str, problem: str) -> ConfigErrors:
@@ -125,7 +142,9 @@ def _read_settings(reader: FieldReader, data: object, where: str) -> Settings | 
     seen_sources: dict[str, str] = {}
     seen_sinks: dict[str, str] = {}
     seen_customers: dict[str, str] = {}
-    built_sources = [read_source(reader, item, at, seen_sources) for at, item in source_items]
+    built_sources = [
+        read_source(reader, item, at, seen_sources, timezone) for at, item in source_items
+    ]
     built_sinks = [read_sink(reader, item, at, seen_sinks) for at, item in sink_items]
     customers = [
         read_customer(reader, item, at, sources, sinks, seen_customers)
@@ -160,6 +179,10 @@ def _read_server(reader: FieldReader, raw: object) -> ServerSettings:
     m = reader.mapping(raw, "server", ("listen", "status_token"), _SERVER_EXAMPLE)
     if m is None:
         return d
-    host, port = reader.optional(m, "server", "listen", as_listen, (d.host, d.port))
-    token = reader.optional(m, "server", "status_token", as_secret, d.status_token)
-    return ServerSettings(host=host, port=port, status_token=token)
+    # Only `serve` uses these: an unset variable here is its problem, not every command's.
+    (host, port), listen_unset = reader.deferred(m, "server", "listen", as_listen, (d.host, d.port))
+    token, token_unset = reader.deferred(m, "server", "status_token", as_secret, d.status_token)
+    unresolved = tuple(
+        (error.yaml_path, error.problem) for error in (listen_unset, token_unset) if error
+    )
+    return ServerSettings(host=host, port=port, status_token=token, unresolved=unresolved)

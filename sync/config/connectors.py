@@ -38,6 +38,7 @@ from sync.config.values import (
     join_path,
 )
 from sync.settings import (
+    TOP_LEVEL,
     ClockifySettings,
     CsvFormat,
     CsvSettings,
@@ -96,6 +97,8 @@ class SourceCommon(TypedDict):
     lookback_days: int
     reconcile_every: dt.timedelta
     base_url: str | None
+    max_hours: Decimal
+    timezone: str
 
 
 class SinkCommon(TypedDict):
@@ -111,7 +114,8 @@ class SinkCommon(TypedDict):
 class SourceKind:
     """One `type` of source: its settings record, its config reader and its adapter.
 
-    The YAML keys it allows are the fields of `settings` (but `yaml_path`), under the names in
+    The YAML keys it allows are the fields of `settings` (but `yaml_path` and the fields
+    marked `TOP_LEVEL`, such as `timezone`, copied from the top of the file), under the names in
     `renamed` where the YAML calls a field otherwise (`path` for a CSV `file`). `adapter` is
     the `module:callable` under `connectors/` that takes the settings; it is a name, not an
     import, because only `sync.wiring` may import an adapter.
@@ -148,7 +152,7 @@ def _yaml_keys(settings: type[object], renamed: Mapping[str, str]) -> tuple[str,
     return tuple(
         renamed.get(f.name, f.name)
         for f in dataclasses.fields(settings)  # type: ignore[arg-type]
-        if f.name != "yaml_path"
+        if f.name != "yaml_path" and not f.metadata.get(TOP_LEVEL)
     )
 
 
@@ -195,17 +199,17 @@ def _read_csv(
     reader: FieldReader, m: Mapping[str, object], path: str, common: SourceCommon
 ) -> CsvSettings:
     # A missing file is fine (the export may arrive later); a folder never will be one.
-    file = reader.required(m, path, "path", reader.local_path, Path(), "the CSV file to read")
-    if file.is_dir():
+    # None when unreadable (say an unset ${VARIABLE}): already reported, and no folder.
+    file = reader.required(m, path, "path", reader.local_path, None, "the CSV file to read")
+    if file is not None and file.is_dir():
         reader.error(join_path(path, "path"), "is a folder; give the path of a CSV file")
     formats = as_choice(*get_args(CsvFormat))
     c = _CSV_DEFAULTS
     return CsvSettings(
         **common,
-        file=file,
+        file=file or Path(),
         format=reader.optional(m, path, "format", formats, c.format),
         date_order=reader.optional(m, path, "date_order", _DATE_ORDER, c.date_order),
-        max_hours=reader.optional(m, path, "max_hours", _max_hours, c.max_hours),
         encoding=reader.optional(m, path, "encoding", _encoding, c.encoding),
         snapshot=reader.optional(m, path, "snapshot", _SNAPSHOT, c.snapshot),
     )
@@ -218,7 +222,7 @@ _HOURS = as_amount(2, "hours", positive=True)
 
 
 def _max_hours(value: object) -> Decimal:
-    """The longest entry a CSV source may charge: plain decimal hours, up to a month (744)."""
+    """The longest entry a source may charge: plain decimal hours, up to a month (744)."""
     if isinstance(value, str) and any(letter in value for letter in "eE"):
         raise Invalid('must be a number such as "24"', "no exponent notation")
     hours = _HOURS(value)
@@ -345,9 +349,12 @@ def _listed(kinds: Iterable[str]) -> str:
 
 
 def read_source(
-    reader: FieldReader, raw: object, path: str, seen: dict[str, str]
+    reader: FieldReader, raw: object, path: str, seen: dict[str, str], timezone: str = "UTC"
 ) -> SourceSettings | None:
-    """One entry of `sources`, read by its kind's reader; None when it cannot be built."""
+    """One entry of `sources`, read by its kind's reader; None when it cannot be built.
+
+    `timezone` is the config's top-level zone, which dates the source's instants.
+    """
     m = _typed_mapping(reader, raw, path, _SOURCE_KEYS, _SOURCE_EXAMPLE)
     if m is None:
         return None
@@ -369,6 +376,8 @@ def read_source(
         ),
         reconcile_every=reader.optional(m, path, "reconcile_every", as_duration, d.reconcile_every),
         base_url=reader.optional(m, path, "base_url", as_url, d.base_url),
+        max_hours=reader.optional(m, path, "max_hours", _max_hours, d.max_hours),
+        timezone=timezone,
     )
     return SOURCE_KINDS[kind].read(reader, m, path, common)
 

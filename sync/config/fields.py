@@ -20,7 +20,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from sync.config.values import ENV_NAME, ENV_REF, Invalid, as_secret, as_text, describe, join_path
+from sync.config.values import (
+    ENV_NAME,
+    ENV_REF,
+    Invalid,
+    MissingVariable,
+    as_secret,
+    as_text,
+    describe,
+    join_path,
+)
 
 T = TypeVar("T")
 
@@ -118,7 +127,7 @@ class FieldReader:
             hint = (
                 f"set {'it' if one else 'them'} where prepaid runs, or write the value in the file"
             )
-            raise Invalid(f"{problem} not set", hint, show=False)
+            raise MissingVariable(f"{problem} not set", hint, show=False)
         return expanded
 
     def convert(self, raw: object, path: str, conv: Callable[[object], T], default: T) -> T:
@@ -141,6 +150,24 @@ class FieldReader:
         """`m[key]` converted; absent or null gives `default`."""
         raw = m.get(key)
         return default if raw is None else self.convert(raw, join_path(path, key), conv, default)
+
+    def deferred(
+        self, m: Mapping[str, object], path: str, key: str, conv: Callable[[object], T], default: T
+    ) -> tuple[T, ConfigError | None]:
+        """As `optional`, but an unset `${NAME}` is handed back instead of recorded, for a
+        value only some commands use (the server's): those commands refuse with it, the
+        others run without it. Any other problem with the value is an error as usual.
+        """
+        raw, where = m.get(key), join_path(path, key)
+        if raw is None:
+            return default, None
+        try:
+            self.expand(raw)
+        except MissingVariable as exc:
+            return default, ConfigError(where, exc.message(None))
+        except Invalid:
+            pass  # reported by `convert` below
+        return self.convert(raw, where, conv, default), None
 
     def required(
         self,

@@ -39,6 +39,10 @@ class Invalid(Exception):
         return f"{text}; {self.hint}" if self.hint else text
 
 
+class MissingVariable(Invalid):
+    """A `${NAME}` whose variable is not set: the value is unknown, not wrong."""
+
+
 # --- YAML without floats --------------------------------------------------------------------
 
 _PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9_]*)")

@@ -5,7 +5,9 @@ fake Stripe, accepts the signed webhook that says it was paid, and stops with ex
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,7 +24,7 @@ from tests.service_story import (
     wait_for,
     write_story,
 )
-from tests.support import run_prepaid
+from tests.support import PREPAID, run_prepaid
 
 pytestmark = pytest.mark.slow
 
@@ -149,4 +151,28 @@ def test_bad_schedule_knob_is_a_usage_error(tmp_path: Path, sqlite_url: str) -> 
     serve.stop()
     assert serve.output().strip() == (
         "PREPAID_SCHEDULE_SECONDS='soon': use a whole number of seconds, at least 1"
+    )
+
+
+def test_unset_status_token_variable_stops_serve_only(tmp_path: Path, sqlite_url: str) -> None:
+    """Issue 10: `status_token: ${VAR}` with VAR unset blocks `serve`, not `balance`."""
+    config = write_story(tmp_path, sqlite_url, token="${PREPAID_STATUS_TOKEN}")
+    unset = {"PREPAID_STATUS_TOKEN": ""}  # removed from the environment below
+    environ = {k: v for k, v in os.environ.items() if k not in unset}
+
+    balance = subprocess.run(
+        [PREPAID, "--config", str(config), "balance"],
+        capture_output=True, text=True, timeout=120, env=environ, cwd=tmp_path,
+    )  # fmt: skip
+    served = subprocess.run(
+        [PREPAID, "--config", str(config), "serve"],
+        capture_output=True, text=True, timeout=120, env=environ, cwd=tmp_path,
+    )  # fmt: skip
+
+    assert (balance.returncode, balance.stderr) == (0, "")
+    assert "acme" in balance.stdout
+    assert served.returncode == 2
+    assert served.stderr.strip() == (
+        "config error: server.status_token: environment variable PREPAID_STATUS_TOKEN is not"
+        " set; set it where prepaid runs, or write the value in the file"
     )

@@ -293,15 +293,18 @@ def test_harvest_story(tmp_path: Path, db_url: str, harvest: FakeHarvest) -> Non
         timer_started_at=f"{TODAY}T00:05:00Z",
     )
 
-    # First run: the updated_since pass, then the look-back window (never reconciled yet).
+    # First run: the updated_since pass only; a look-back pass would read every entry twice
+    # (issue 10: "fetched 8" for 4 entries). The next run is the first reconciliation.
     first = sync_json(config)["harvest"]
-    assert counts(first, "outcome", "new", "deducted", "running", "requests") == {
+    assert counts(first, "outcome", "fetched", "new", "unchanged", "deducted", "running") == {
         "outcome": "ok",
+        "fetched": 4,
         "new": 4,
+        "unchanged": 0,
         "deducted": 3,
         "running": 1,
-        "requests": 2,
     }
+    assert first["requests"] == 1
     rows = entries(config)
     assert (rows[str(timer["id"])]["status"], rows[str(timer["id"])]["amount"]) == (
         "running",

@@ -92,7 +92,7 @@ def test_first_run_reads_every_user_in_the_recent_window() -> None:
     responses.get(f"{BASE}/projects", body=fixture("projects.json"), match=paged())
     responses.get(f"{BASE}/user/{JOHN}/time-entries", json=[], match=paged(**ENTRIES_QUERY))
 
-    pages = fetch(source())
+    pages = fetch(source(max_hours=Decimal(48)))  # the 26-hour entry is within the limit
 
     window = DateWindow(dt.date(2026, 10, 3), dt.date(2026, 11, 2))
     assert [(p.snapshot, p.snapshot_complete, p.cursor, p.requests) for p in pages] == [
@@ -257,3 +257,52 @@ def test_against_the_fake_pages_and_finds_a_deletion() -> None:
         listed = {e.external_id for p in second for e in p.entries}
         assert len(listed) == 5003 and doomed not in listed
         assert all(e.user_id == USER_1 for p in second[:2] for e in p.entries)
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("timezone", "day"), [("Europe/Berlin", dt.date(2026, 11, 1)), ("UTC", dt.date(2026, 10, 31))]
+)
+def test_work_dates_are_days_in_the_configured_timezone(timezone: str, day: dt.date) -> None:
+    """Issue 10: 23:30Z on 31 October is 1 November in Berlin, in November's statement."""
+    records = json.loads(fixture("time_entries_jane.json"))
+    late, broken = records[1], records[3]
+    late["timeInterval"].update(start="2026-10-31T23:30:00Z", end="2026-11-01T01:00:00Z")
+    broken["timeInterval"].update(start="2026-10-31T23:30:00Z", end="2026-11-01T00:30:00Z")
+    responses.get(f"{BASE}/users", body=fixture("users.json"))
+    responses.get(f"{BASE}/user/{JANE}/time-entries", json=[late, broken])
+    responses.get(f"{BASE}/projects", body=fixture("projects.json"))
+    responses.get(f"{BASE}/user/{JOHN}/time-entries", json=[])
+
+    pages = fetch(source(timezone=timezone), cursor="2026-11-02")
+
+    (entry,) = [e for p in pages for e in p.entries]
+    (invalid,) = [i for p in pages for i in p.invalid]
+    assert (entry.spent_date, entry.start) == (day, dt.datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
+    assert invalid.spent_date == day
+
+
+@responses.activate
+def test_an_entry_over_max_hours_is_invalid_not_charged() -> None:
+    """Issue 10: the recorded 26-hour entry is over the default 24 hours; 10000 hours too."""
+    records = json.loads(fixture("time_entries_jane.json"))
+    absurd = json.loads(json.dumps(records[1]))
+    absurd["timeInterval"].update(duration="PT10000H")
+    responses.get(f"{BASE}/users", body=fixture("users.json"))
+    responses.get(f"{BASE}/user/{JANE}/time-entries", json=[records[2], absurd])
+    responses.get(f"{BASE}/projects", body=fixture("projects.json"))
+    responses.get(f"{BASE}/user/{JOHN}/time-entries", json=[])
+
+    pages = fetch(source(), cursor="2026-11-02")
+
+    assert [e for p in pages for e in p.entries] == []
+    assert [(i.external_id, i.reason) for p in pages for i in p.invalid] == [
+        (
+            "6540a1b2c3d4e5f600000002",
+            "26.00 hours is more than sources[2].max_hours (24): not charged",
+        ),
+        (
+            "6540a1b2c3d4e5f600000003",
+            "10000.00 hours is more than sources[2].max_hours (24): not charged",
+        ),
+    ]

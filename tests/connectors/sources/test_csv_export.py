@@ -333,15 +333,35 @@ def test_an_explicit_order_reads_every_date_that_way_and_rejects_the_rest(tmp_pa
         make_source(tmp_path / "g.csv", date_order="dym")
 
 
-def test_generic_without_date_column_takes_the_starts_local_date(tmp_path: Path) -> None:
+def test_generic_without_date_column_takes_the_starts_day_in_the_configured_zone(
+    tmp_path: Path,
+) -> None:
     path = write(
         tmp_path / "g.csv",
         "start,end,client\n2026-03-02T23:30:00-05:00,2026-03-03T00:30:00-05:00,ACME Corp\n",
     )
-    (entry,) = entries_of(fetch(path))
-    assert entry.spent_date == dt.date(2026, 3, 2)  # the work day where it was logged
+    (entry,) = entries_of(fetch(path, timezone="America/New_York"))
+    assert entry.spent_date == dt.date(2026, 3, 2)  # 23:30 in New York
     assert entry.start == dt.datetime(2026, 3, 3, 4, 30, tzinfo=UTC)
     assert entry.seconds == 3600
+    (entry,) = entries_of(fetch(path, timezone="Europe/Berlin"))
+    assert entry.spent_date == dt.date(2026, 3, 3)  # 05:30 in Berlin, whatever the offset says
+
+
+@pytest.mark.parametrize(
+    ("timezone", "day"), [("Europe/Berlin", dt.date(2026, 12, 1)), ("UTC", dt.date(2026, 11, 30))]
+)
+def test_one_instant_is_one_work_day_whatever_offset_it_is_written_with(
+    tmp_path: Path, timezone: str, day: dt.date
+) -> None:
+    path = write(
+        tmp_path / "g.csv",
+        "id,start,hours,client\n"
+        "a,2026-11-30T23:30:00Z,1,ACME Corp\n"
+        "b,2026-12-01T00:30:00+01:00,1,ACME Corp\n",
+    )
+    pages = fetch(path, timezone=timezone)
+    assert [(e.external_id, e.spent_date) for e in entries_of(pages)] == [("a", day), ("b", day)]
 
 
 # --- identity and versions ------------------------------------------------------------------

@@ -355,3 +355,23 @@ def test_against_the_fake_pages_and_finds_a_deletion() -> None:
         assert [p.snapshot_complete for p in snapshot] == [False, False, True]
         listed = {e.external_id for p in snapshot for e in p.entries}
         assert len(listed) == 4501 and str(doomed) not in listed
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_an_entry_over_max_hours_is_invalid_not_charged() -> None:
+    """Issue 10: 10000 hours typed for 1 is listed as invalid with the reason, not deducted."""
+    page = json.loads(fixture("time_entries_page2.json"))
+    page["links"]["previous"] = None
+    page["time_entries"][0].update(hours=10000)
+    responses.get(f"{BASE}/time_entries", json=page)
+
+    (result,) = fetch(source(max_hours=Decimal("12.5")), cursor="2026-11-01T00:00:00Z")
+
+    assert "636708100" not in [e.external_id for e in result.entries]
+    assert [(i.external_id, i.spent_date, i.reason) for i in result.invalid] == [
+        (
+            "636708100",
+            dt.date.fromisoformat(page["time_entries"][0]["spent_date"]),
+            "10000.00 hours is more than sources[0].max_hours (12.5): not charged",
+        )
+    ]

@@ -86,7 +86,7 @@ def test_workspace_first_run_pages_the_report_and_resolves_projects_once() -> No
     responses.get(PROJECTS, body=fixture("projects_page1.json"), match=projects_query)
     responses.get(CLIENTS, body=fixture("clients.json"))
 
-    pages = fetch(source())
+    pages = fetch(source(timezone="Europe/Berlin"))
 
     window = DateWindow(dt.date(2026, 10, 3), dt.date(2026, 11, 2))
     assert [(p.snapshot, p.snapshot_complete, p.cursor, p.requests) for p in pages] == [
@@ -115,7 +115,7 @@ def test_workspace_first_run_pages_the_report_and_resolves_projects_once() -> No
         rate=Decimal("95"),
         rate_currency="EUR",
     )
-    # 00:30 in the user's +01:00 is still their 2 November, though UTC says 1 November.
+    # 00:30 in Berlin (the configured zone) is 2 November there, though UTC says 1 November.
     assert (entries[1].spent_date, entries[1].start) == (
         dt.date(2026, 11, 2),
         dt.datetime(2026, 11, 1, 23, 30, tzinfo=UTC),
@@ -382,3 +382,45 @@ def test_against_the_fake_me_scope_sees_deletions_and_quota() -> None:
         with pytest.raises(QuotaExhausted) as err:
             fetch(src, cursor=page.cursor)
         assert err.value.resets_in == 1800
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("timezone", "day"), [("Europe/Berlin", dt.date(2026, 11, 1)), ("UTC", dt.date(2026, 10, 31))]
+)
+def test_work_dates_are_days_in_the_configured_timezone(timezone: str, day: dt.date) -> None:
+    """Issue 10: 23:30Z on 31 October is 1 November in Berlin, in November's statement,
+    whatever offset Toggl wrote the start with.
+    """
+    records = json.loads(fixture("me_since.json"))
+    late = records[1] | {"start": "2026-10-31T23:30:00+00:00", "stop": "2026-11-01T01:00:00Z"}
+    broken = late | {"id": 4299, "duration": "ninety minutes"}
+    responses.get(ME, json=[late, broken])
+    responses.get(PROJECTS, body=fixture("projects_page1.json"))
+    responses.get(CLIENTS, body=fixture("clients.json"))
+
+    (page,) = fetch(source(scope="me", timezone=timezone), cursor="1793613600")
+
+    (entry,) = page.entries
+    (invalid,) = page.invalid
+    assert (entry.spent_date, entry.start) == (day, dt.datetime(2026, 10, 31, 23, 30, tzinfo=UTC))
+    assert (invalid.external_id, invalid.spent_date) == ("4299", day)
+
+
+@responses.activate
+def test_an_entry_over_max_hours_is_invalid_not_charged() -> None:
+    """Issue 10: a 10000-hour entry is listed as invalid with the reason; a deletion of one
+    still goes through."""
+    records = json.loads(fixture("me_since.json"))
+    absurd = records[1] | {"duration": 36_000_000}
+    deleted = records[2] | {"duration": 36_000_000}
+    responses.get(ME, json=[absurd, deleted])
+    responses.get(PROJECTS, body=fixture("projects_page1.json"))
+    responses.get(CLIENTS, body=fixture("clients.json"))
+
+    (page,) = fetch(source(scope="me"), cursor="1793613600")
+
+    assert [(e.external_id, e.deleted) for e in page.entries] == [("4203", True)]
+    assert [(i.external_id, i.reason) for i in page.invalid] == [
+        ("4202", "10000.00 hours is more than sources[1].max_hours (24): not charged")
+    ]

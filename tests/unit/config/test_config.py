@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sync.config import ConfigError, ConfigErrors, load_config, parse_config, parse_duration
+from sync.config import (
+    ConfigError,
+    ConfigErrors,
+    load_config,
+    parse_config,
+    parse_duration,
+    require_server,
+)
 from sync.settings import (
     ClockifySettings,
     Criteria,
@@ -202,6 +209,7 @@ def test_full_config_loads_into_exact_records(tmp_path: Path) -> None:
         yaml_path="sources[0]",
         name="harvest",
         type="harvest",
+        timezone="Europe/Brussels",  # the top-level zone, copied here
         schedule="*/10 * * * *",
         lookback_days=45,
         reconcile_every=dt.timedelta(hours=1, minutes=30),
@@ -214,6 +222,7 @@ def test_full_config_loads_into_exact_records(tmp_path: Path) -> None:
         yaml_path="sources[1]",
         name="toggl",
         type="toggl",
+        timezone="Europe/Brussels",  # the top-level zone, copied here
         token=Secret("toggl-tok-5678"),
         workspace_id="777",
         scope="workspace",
@@ -224,6 +233,7 @@ def test_full_config_loads_into_exact_records(tmp_path: Path) -> None:
         yaml_path="sources[2]",
         name="clockify",
         type="clockify",
+        timezone="Europe/Brussels",  # the top-level zone, copied here
         base_url="https://euc1.clockify.me/api/v1",
         api_key=Secret("clockify-key-9abc"),
         workspace_id="5f1e2d3c4b5a69788796a5b4",
@@ -232,6 +242,7 @@ def test_full_config_loads_into_exact_records(tmp_path: Path) -> None:
         yaml_path="sources[3]",
         name="exports",
         type="csv",
+        timezone="Europe/Brussels",  # the top-level zone, copied here
         file=tmp_path / "exports" / "time_entries.csv",
         format="toggl",
     )
@@ -351,7 +362,7 @@ def test_no_float_anywhere_and_amounts_are_decimal(tmp_path: Path) -> None:
     assert str(settings.customers[0].budgets[1].opening_balance) == "10.50"
     decimals = [str(v) for v in values if isinstance(v, Decimal)]
     assert decimals == [
-        "24",  # sources[3].max_hours, the CSV default
+        *["24"] * 4,  # sources[*].max_hours, the default of every source
         "95.00",
         "2000.00",
         "120.50",
@@ -413,6 +424,7 @@ def test_allowed_combinations(tmp_path: Path) -> None:
         type="toggl",
         token=Secret("toggl-tok-5678"),
         scope="me",
+        timezone="Europe/Brussels",
     )
     invoice_to = settings.customers[0].invoice_to
     assert invoice_to is not None
@@ -478,6 +490,45 @@ def test_missing_variable_names_it_and_its_path(tmp_path: Path) -> None:
 
     assert messages == [
         "sources[0].token: environment variable HARVEST_TOKEN is not set; set it where prepaid"
+        " runs, or write the value in the file"
+    ]
+
+
+def test_unset_server_variable_is_left_to_serve(tmp_path: Path) -> None:
+    """Issue 10: an unset `${VAR}` under `server` blocks `serve` only, not every command."""
+    environ = {k: v for k, v in ENV.items() if k != "PREPAID_STATUS_TOKEN"}
+    data = base_data()
+    data["server"]["listen"] = "${PREPAID_LISTEN}"
+
+    settings = parse_config(data, tmp_path / "config.yaml", environ)
+
+    assert settings.server.status_token is None
+    with pytest.raises(ConfigErrors) as caught:
+        require_server(settings)
+    assert caught.value.messages == [
+        "server.listen: environment variable PREPAID_LISTEN is not set; set it where prepaid"
+        " runs, or write the value in the file",
+        "server.status_token: environment variable PREPAID_STATUS_TOKEN is not set; set it"
+        " where prepaid runs, or write the value in the file",
+    ]
+    require_server(parse_config(base_data(), tmp_path / "config.yaml", ENV))  # all set: fine
+
+
+def test_a_wrong_server_value_is_still_an_error_for_every_command(tmp_path: Path) -> None:
+    data = base_data()
+    data["server"]["listen"] = "${PREPAID_STATUS_TOKEN}"
+    assert errors_of(data, tmp_path) == [
+        'server.listen: must be "host:port" with a port from 1 to 65535, such as'
+        ' 127.0.0.1:8080, got the value of "${PREPAID_STATUS_TOKEN}"'
+    ]
+
+
+def test_unset_variable_as_a_csv_path_is_one_error_naming_it(tmp_path: Path) -> None:
+    data = base_data()
+    data["sources"][3]["path"] = "${EXPORT_FILE}"
+
+    assert errors_of(data, tmp_path) == [
+        "sources[3].path: environment variable EXPORT_FILE is not set; set it where prepaid"
         " runs, or write the value in the file"
     ]
 
@@ -568,7 +619,7 @@ BAD_CASES = [
         "sources.0.tokn",
         "x",
         "unknown key; expected one of: name, type, schedule, lookback_days, reconcile_every,"
-        ' base_url, account_id, token, user_agent; did you mean "token"?',
+        ' base_url, max_hours, account_id, token, user_agent; did you mean "token"?',
     ),
     case("sources.0.type", "jira", 'must be harvest, toggl, clockify or csv, got "jira"'),
     case("sources.0.type", DELETE, "is required; harvest, toggl, clockify or csv"),
@@ -918,6 +969,7 @@ def test_environ_defaults_to_os_environ(tmp_path: Path, monkeypatch: pytest.Monk
         lookback_days=45,
         reconcile_every=dt.timedelta(minutes=90),
         base_url="https://api.harvestapp.com/v2",
+        timezone="Europe/Brussels",
         account_id="123456",
         token=Secret("harvest-tok-1234"),
         user_agent="Acme Agency (ops@acme.example)",
@@ -1015,3 +1067,36 @@ def test_bad_csv_reading_settings_name_their_path(
     assert [(e.yaml_path, fragment in e.problem) for e in errors] == [
         (f"sources[3].{key}", True)
     ], errors
+
+
+# --- time zones (issue 10): a source dates instants in the top-level zone -------------------
+
+
+def test_every_source_gets_the_top_level_timezone(tmp_path: Path) -> None:
+    settings = parse_config(base_data(), tmp_path / "config.yaml", ENV)
+    assert {source.timezone for source in settings.sources} == {"Europe/Brussels"}
+
+
+def test_timezone_is_not_a_key_of_a_source(tmp_path: Path) -> None:
+    data = base_data()
+    data["sources"][1]["timezone"] = "Europe/Berlin"
+    (error,) = errors_of(data, tmp_path)
+    assert error.startswith("sources[1].timezone: unknown key")
+
+
+def test_max_hours_is_a_setting_of_every_source(tmp_path: Path) -> None:
+    """Issue 10: a tracker's 10000-hour entry is capped like a CSV row's."""
+    data = base_data()
+    data["sources"][0]["max_hours"] = "12"
+    data["sources"][1]["max_hours"] = "1e3"
+
+    assert errors_of(data, tmp_path) == [
+        'sources[1].max_hours: must be a number such as "24", got "1e3"; no exponent notation'
+    ]
+    del data["sources"][1]["max_hours"]
+    harvest, toggl, clockify, _ = parse_config(data, tmp_path / "config.yaml", ENV).sources
+    assert (harvest.max_hours, toggl.max_hours, clockify.max_hours) == (
+        Decimal(12),
+        Decimal(24),
+        Decimal(24),
+    )

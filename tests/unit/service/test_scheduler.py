@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +14,7 @@ from sqlalchemy import select
 
 from sync.app import App
 from sync.ledger import schema, utcnow
+from sync.ledger.leases import make_holder
 from sync.ports import FetchRequest, Page
 from sync.service.metrics import ServiceMetrics
 from sync.service.scheduler import (
@@ -121,7 +121,7 @@ def test_a_tick_claimed_by_a_killed_replica_stands(db_url: str, source: Scripted
     """A killed replica may have synced its tick already; running the tick again would repeat
     it. Its engine lease, though, is taken over at once (that work was cut short).
     """
-    dead = f"{socket.gethostname()}:{os.getpid() + 10_000_000}"  # beyond any pid: not alive
+    dead = make_holder(os.getpid() + 10_000_000, "killed")  # beyond any pid: not alive
     killed = make_app(db_url, dead, source)
     options, now = ScheduleOptions(run_at_start=False), utcnow()  # one tick for both
     first = ServiceScheduler(killed, ServiceMetrics(), options, clock=lambda: now)
