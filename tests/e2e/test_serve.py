@@ -160,6 +160,10 @@ def test_unset_status_token_variable_stops_serve_only(tmp_path: Path, sqlite_url
     unset = {"PREPAID_STATUS_TOKEN": ""}  # removed from the environment below
     environ = {k: v for k, v in os.environ.items() if k not in unset}
 
+    synced = subprocess.run(
+        [PREPAID, "--config", str(config), "sync"],
+        capture_output=True, text=True, timeout=120, env=environ, cwd=tmp_path,
+    )  # fmt: skip
     balance = subprocess.run(
         [PREPAID, "--config", str(config), "balance"],
         capture_output=True, text=True, timeout=120, env=environ, cwd=tmp_path,
@@ -169,6 +173,8 @@ def test_unset_status_token_variable_stops_serve_only(tmp_path: Path, sqlite_url
         capture_output=True, text=True, timeout=120, env=environ, cwd=tmp_path,
     )  # fmt: skip
 
+    assert synced.returncode == 0, synced.stderr
+    assert "PREPAID_STATUS_TOKEN" not in synced.stderr
     assert (balance.returncode, balance.stderr) == (0, "")
     assert "acme" in balance.stdout
     assert served.returncode == 2
