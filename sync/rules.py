@@ -13,7 +13,8 @@ rules); the first rule whose `source` and every given criterion match wins. Ids 
 strings, names and tags case-insensitively. An entry no rule matches is unrouted, unless it
 was deleted (nothing for the operator to fix). Valuation then applies, in this order: running,
 deleted, negative duration, billable filter, include, exclude, the operator's exclusion, the
-rate (money budgets), and the review step.
+rate (money budgets; work whose source gives no usable rate is `unpriced`, never dropped), and
+the review step.
 
 Speed: the engine assesses every fetched entry, so rules are indexed by their id criteria
 (`_SourceRules`) and everything that depends only on an entry's source, ids, names and tags
@@ -562,6 +563,8 @@ class Pricer:
         rate: Decimal | None = None
         if plan.is_money:
             rate, problem = plan.rate_for(entry, verdict.override)
+            if rate is None and plan.budget.rate_from_source and problem is not None:
+                return _not_charged(entry, EntryStatus.UNPRICED, plan, rule, problem)
             if rate is None:
                 return _excluded(entry, plan, rule, problem or "no rate")
             amount = to_minor(Decimal(billed) * rate / _SECONDS_PER_HOUR_DECIMAL, plan.currency)
@@ -604,7 +607,7 @@ class Pricer:
 def _not_charged(
     entry: TimeEntry, status: EntryStatus, plan: _BudgetPlan | None, rule: str | None, reason: str
 ) -> Assessment:
-    """An assessment that costs nothing: excluded, unrouted, running or deleted."""
+    """An assessment that costs nothing: excluded, unpriced, unrouted, running or deleted."""
     where = f" ({rule})" if rule else ""
     return Assessment(
         status=status,

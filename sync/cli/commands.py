@@ -190,7 +190,8 @@ def _print_sync(outcome: SyncOutcome, dry_run: bool) -> None:
         line = (
             f"{prefix}{r.source}: fetched {r.fetched}, new {r.new}, changed {r.changed},"
             f" deleted {r.deleted}, deducted {r.deducted}, pending {r.pending},"
-            f" unrouted {r.unrouted}, invalid {r.invalid}"
+            f" excluded {r.excluded}, unpriced {r.unpriced}, unrouted {r.unrouted},"
+            f" invalid {r.invalid}"
         )
         if r.running:
             line += f", running {r.running}"
@@ -203,6 +204,8 @@ def _print_sync(outcome: SyncOutcome, dry_run: bool) -> None:
             _out(f"  warning: {warning}")
         if r.invalid:
             _out(f"  see: prepaid entries --status invalid --source {r.source}")
+        if r.unpriced:
+            _out(f"  see: prepaid entries --status unpriced --source {r.source}")
     _print_refills(outcome.refills, prefix)
 
 
@@ -344,6 +347,8 @@ def _print_decided(results: list[Decided]) -> None:
 _CANNOT_APPROVE: dict[str, str] = {
     EntryStatus.UNROUTED: "no budget takes it (add a match rule for its client or project)",
     EntryStatus.EXCLUDED: "its budget's rules exclude it (non-billable, or an exclude rule)",
+    EntryStatus.UNPRICED: "its source gives no rate in the customer's currency; it is charged"
+    " once a version with one is synced",
     EntryStatus.RUNNING: "its timer is still running; it is valued once stopped",
     EntryStatus.INVALID: "the record could not be read; fix it at the source",
     EntryStatus.DELETED: "it was deleted at the source",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -11,10 +13,12 @@ from sqlalchemy import func, select
 from sync.books import decide, ensure_books, topup
 from sync.engine import SyncEngine
 from sync.ledger import Ledger, balances, budget_balance, schema
-from sync.model import InvalidRecord
+from sync.model import EntryStatus, InvalidRecord
 from sync.ports import Page
 from sync.rules import Pricer
 from sync.settings import Rounding
+from sync.views.reports import entry_rows
+from sync.views.status_page import load_status, render_status
 from tests.support import NOW, ScriptedSource, entry, money_customer, settings_for
 
 
@@ -231,6 +235,44 @@ def test_review_holds_until_approved_and_edit_needs_new_approval(db_url: str) ->
     source.put(entry("1", hours="4", version="v3"))
     engine.sync(source, source_settings, full=True)
     assert entry_debits(ledger) == {}
+
+
+def test_unpriced_work_is_counted_partial_once_and_charged_when_priced(db_url: str) -> None:
+    customer = money_customer()
+    customer = dataclasses.replace(
+        customer,
+        budgets=(dataclasses.replace(customer.budgets[0], rate=None, rate_from_source=True),),
+    )
+    settings = settings_for(db_url, customer)
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    pricer = Pricer(settings.customers)
+    ensure_books(ledger, settings, pricer)
+    engine = SyncEngine(ledger, pricer, clock=lambda: NOW)
+    source_settings = settings.sources[0]
+    source = ScriptedSource()
+    priced = entry("1", hours="1")
+    source.put(dataclasses.replace(priced, rate=Decimal("80.00"), rate_currency="EUR"))
+    source.put(entry("2", hours="2"))
+    source.put(dataclasses.replace(entry("3"), rate=Decimal("90"), rate_currency="USD"))
+    first = engine.sync(source, source_settings, full=True)
+    assert (first.deducted, first.unpriced, first.outcome) == (1, 2, "partial")
+    assert entry_debits(ledger) == {"1": 8000}
+    with ledger.read() as conn:
+        listed = entry_rows(conn, status=EntryStatus.UNPRICED)
+    assert {(r.external_id, r.reason) for r in listed} == {
+        ("2", "no billable rate in source"),
+        ("3", "source rate is in USD, customer acme is billed in EUR"),
+    }
+    with ledger.read() as conn:
+        page = render_status(load_status(conn, settings, NOW), csrf="t")
+    assert "Unpriced work: 2" in page and "source rate is in USD" in page
+    again = engine.sync(source, source_settings, full=True)
+    assert (again.unpriced, again.outcome) == (0, "ok")
+    source.put(dataclasses.replace(entry("2", hours="2", version="v2"), rate=Decimal("50")))
+    third = engine.sync(source, source_settings, full=True)
+    assert (third.deducted, third.unpriced, third.outcome) == (1, 0, "ok")
+    assert entry_debits(ledger) == {"1": 8000, "2": 10000}
 
 
 def test_config_change_revalues_every_entry(db_url: str) -> None:

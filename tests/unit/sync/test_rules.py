@@ -402,12 +402,15 @@ def test_rate_from_source() -> None:
     result = assess(b, entry(5400, rate=Decimal("80.00"), rate_currency="eur"))
     assert (result.amount_minor, result.rate) == (12000, Decimal("80.00"))
     missing = assess(b, entry(5400))
-    assert (missing.status, missing.reason) == ("excluded", "no billable rate in source")
+    assert (missing.status, missing.reason) == ("unpriced", "no billable rate in source")
+    assert (missing.budget_id, missing.amount_minor) == ("retainer", 0)
     foreign = assess(b, entry(5400, rate=Decimal("80.00"), rate_currency="USD"))
     assert (foreign.status, foreign.reason) == (
-        "excluded",
+        "unpriced",
         "source rate is in USD, customer acme is billed in EUR",
     )
+    negative = assess(b, entry(5400, rate=Decimal("-1"), rate_currency="EUR"))
+    assert negative.status == EntryStatus.UNPRICED
     overridden = budget(
         rate=None,
         rate_from_source=True,
