@@ -55,6 +55,79 @@ class Decision(enum.StrEnum):
 _DECISIONS = frozenset(Decision)
 
 
+class Priced(NamedTuple):
+    """The priced figures of an entry in a budget: what a review decision is made on (I4a).
+
+    `billed_seconds` is the duration after rounding and minimum; `rate` the hourly rate (money
+    budgets; None for hours budgets and for unpriced work); `amount_minor` what it costs in the
+    budget's `unit` (0 when unpriced). An edit that leaves all of them equal (a description)
+    keeps a decision; any other change sends the entry back to review.
+    """
+
+    customer_id: str
+    budget_id: str
+    unit: str
+    billed_seconds: int
+    rate: Decimal | None
+    amount_minor: int
+
+    @property
+    def version(self) -> str:
+        """A short name for these figures: what `entries` shows and `approve ID@VERSION` takes."""
+        return _figures_version(self)
+
+    def shown(self) -> str:
+        """The figures as the operator reads them, e.g. "acme/retainer 1.25 h x EUR 120.00 =
+        EUR 150.00"."""
+        where = f"{self.customer_id}/{self.budget_id} {_hours(self.billed_seconds)} h"
+        if self.unit == HOUR_UNIT:
+            return where
+        if self.rate is None:
+            return f"{where}, no rate"
+        amount = format_amount(self.amount_minor, self.unit)
+        return f"{where} x {self.unit} {self.rate} = {self.unit} {amount}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _figures_version(priced: Priced) -> str:
+    """FNV-1a (64 bit) of the figures, in plain arithmetic so this module stays pure, and
+    cached: a sync names the figures of every entry it stores, and they repeat. Eight hex
+    digits are plenty, as a version is only ever compared with the same entry's current one.
+    """
+    digest = 0xCBF29CE484222325
+    # A rate compares by value (95.0 == 95.00), so it is named by value too.
+    parts = (p.normalize() if isinstance(p, Decimal) else p for p in priced)
+    for byte in "|".join(str(part) for part in parts).encode():
+        digest = ((digest ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{digest >> 32:08x}"
+
+
+class Ruling(NamedTuple):
+    """What applies to an entry besides the budget's rules: the operator's `decision` with the
+    figures it was made `on`, and the figures the ledger `charged` it at so far.
+
+    `on` is None for a decision recorded before figures were kept (it applies as it did then).
+    `charged` is the `Priced.version` of the entry's current deduction (None when it is not
+    deducted): work a budget already charged at unchanged figures stays charged when the budget
+    switches from `auto` to `review`, which holds only new or changed entries.
+    """
+
+    decision: Decision | None = None
+    on: Priced | None = None
+    charged: str | None = None
+
+
+def _ruling(decision: Ruling | str | None) -> Ruling:
+    """A bare decision (tests, older callers) is one that applies whatever the figures."""
+    if decision is None:
+        return Ruling()
+    if isinstance(decision, Ruling):
+        return decision
+    if decision not in _DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}")
+    return Ruling(Decision(decision))
+
+
 class Assessment(NamedTuple):
     """What one entry should cost now, and why. A named tuple: a sync builds one for every
     entry, and a frozen dataclass costs several times as much to build.
@@ -66,7 +139,9 @@ class Assessment(NamedTuple):
     rounding and minimum (0 unless deducted). `rate` is the hourly rate used (money budgets).
     `rule` is the YAML path of the match rule that routed the entry. `reason` says why it is not
     deducted (None when it is). `pending_amount_minor` is what a pending entry will cost once
-    approved, so the status page can show what is waiting; 0 for every other status.
+    approved, so the status page can show what is waiting; 0 for every other status. `priced`
+    is the entry's priced figures in its budget, when its budget's rules let it be priced
+    (deducted, pending, unpriced, or excluded by the operator): what a decision is made on.
     """
 
     status: EntryStatus
@@ -80,6 +155,7 @@ class Assessment(NamedTuple):
     reason: str | None
     explanation: str
     pending_amount_minor: int = 0
+    priced: Priced | None = None
 
 
 # --- rounding -------------------------------------------------------------------------------
@@ -529,10 +605,14 @@ class Pricer:
             self._unrouted_reasons[key] = reason
         return reason
 
-    def assess(self, entry: TimeEntry, decision: str | None = None) -> Assessment:
-        """What `entry` should cost now, given the operator's review `decision` (or None)."""
-        if decision is not None and decision not in _DECISIONS:
-            raise ValueError(f"unknown decision {decision!r}")
+    def assess(self, entry: TimeEntry, decision: Ruling | str | None = None) -> Assessment:
+        """What `entry` should cost now, given the operator's review `decision` (or None).
+
+        A decision made on other figures than the entry has now (another budget, hours, rate
+        or amount) is not applied to them (I4a): the entry goes back to review, with a reason
+        that says what was decided before and what changed.
+        """
+        ruling = _ruling(decision)
         day = entry.spent_date.isoformat()
         verdict = self._verdict(entry)
         if verdict is None:
@@ -553,7 +633,7 @@ class Pricer:
             return _excluded(entry, plan, rule, "not billable")
         if verdict.filtered is not None:
             return _excluded(entry, plan, rule, verdict.filtered)
-        if decision == Decision.EXCLUDED:
+        if ruling.decision == Decision.EXCLUDED and ruling.on is None:
             return _excluded(entry, plan, rule, "excluded by operator")
 
         billed = billed_seconds(entry.seconds, budget.rounding)
@@ -561,22 +641,45 @@ class Pricer:
         if plan.rounding_label:
             duration = f"{duration} -> {_hours(billed)} h ({plan.rounding_label})"
         rate: Decimal | None = None
+        unpriced: str | None = None
+        amount = billed
+        cost = f"{duration} = {_hours(billed)} h"
         if plan.is_money:
             rate, problem = plan.rate_for(entry, verdict.override)
-            if rate is None and plan.budget.rate_from_source and problem is not None:
-                return _not_charged(entry, EntryStatus.UNPRICED, plan, rule, problem)
-            if rate is None:
+            if rate is None and not (plan.budget.rate_from_source and problem is not None):
                 return _excluded(entry, plan, rule, problem or "no rate")
-            amount = to_minor(Decimal(billed) * rate / _SECONDS_PER_HOUR_DECIMAL, plan.currency)
-            cost = (
-                f"{duration} x {plan.currency} {rate} = "
-                f"{plan.currency} {format_amount(amount, plan.currency)}"
-            )
-        else:
-            amount = billed
-            cost = f"{duration} = {_hours(billed)} h"
+            if rate is None:
+                unpriced, amount = problem, 0
+            else:
+                amount = to_minor(Decimal(billed) * rate / _SECONDS_PER_HOUR_DECIMAL, plan.currency)
+                cost = (
+                    f"{duration} x {plan.currency} {rate} = "
+                    f"{plan.currency} {format_amount(amount, plan.currency)}"
+                )
+        priced = Priced(plan.customer.id, budget.id, plan.unit, billed, rate, amount)
 
-        if budget.approval == "review" and decision != Decision.APPROVED:
+        stale: str | None = None
+        approved = ruling.decision == Decision.APPROVED
+        if ruling.decision is not None and ruling.on is not None and ruling.on != priced:
+            # Made on figures nobody sees any more: never applied to the new ones. An approval
+            # in an `auto` budget decided nothing the budget would not do anyway.
+            approved = False
+            if ruling.decision == Decision.EXCLUDED or budget.approval == "review":
+                stale = (
+                    f"{ruling.decision} before at {ruling.on.shown()}; now {priced.shown()}:"
+                    " review again"
+                )
+        elif ruling.decision == Decision.EXCLUDED:
+            return _excluded(entry, plan, rule, "excluded by operator")._replace(priced=priced)
+        if unpriced is not None:
+            why = unpriced if stale is None else f"{unpriced}; {stale}"
+            return _not_charged(entry, EntryStatus.UNPRICED, plan, rule, why)._replace(
+                priced=priced
+            )
+        if ruling.charged == priced.version:
+            approved = True  # already charged at these very figures: nothing new to review
+        held = stale or ("waiting for review" if budget.approval == "review" else None)
+        if held is not None and not approved:
             return Assessment(
                 status=EntryStatus.PENDING,
                 customer_id=plan.customer.id,
@@ -586,9 +689,10 @@ class Pricer:
                 billed_seconds=0,
                 rate=rate,
                 rule=rule,
-                reason="waiting for review",
-                explanation=f"{cost}, waiting for review ({rule})",
+                reason=held,
+                explanation=f"{cost}, {held} ({rule})",
                 pending_amount_minor=amount,
+                priced=priced,
             )
         return Assessment(
             status=EntryStatus.DEDUCTED,
@@ -601,6 +705,7 @@ class Pricer:
             rule=rule,
             reason=None,
             explanation=f"{cost} ({rule})",
+            priced=priced,
         )
 
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sync.app import App, SyncOutcome
-from sync.books import Decided, TopUpRecorded, decide, ensure_books, topup
+from sync.books import Decided, StaleDecision, TopUpRecorded, decide, ensure_books, topup
 from sync.cli.output import (
     LEDGER_FIELDS,
     balance_json,
@@ -300,32 +300,64 @@ def cmd_entries(args: argparse.Namespace, settings: Settings) -> int:
         items = [entry_json(r) for r in rows] + [invalid_json(r) for r in invalid]
         _out(json.dumps(items, indent=2, default=str))
         return EXIT_OK
+    headers = ["id", "version", "date", "source", "customer", "budget", "status", "hours"]
     _table(
-        ["id", "date", "source", "customer", "budget", "status", "hours", "amount", "reason"],
-        [
-            [r.id, r.date, r.source, r.customer, r.budget, r.status, r.hours, r.amount, r.reason]
-            for r in rows
-        ]
+        [*headers, "amount", "reason"],
+        [_entry_cells(r) for r in rows]
         + [
-            [r.id, r.date, r.source, None, None, EntryStatus.INVALID, None, None, r.reason]
+            [r.id, None, r.date, r.source, None, None, EntryStatus.INVALID, None, None, r.reason]
             for r in invalid
         ],
     )
     return EXIT_OK
 
 
+def _entry_cells(r: EntryRow) -> list[Any]:
+    """One row of the `entries` table; `version` names the priced figures a decision takes."""
+    where = [r.id, r.priced_version, r.date, r.source, r.customer, r.budget]
+    return [*where, r.status, r.hours, r.amount, r.reason]
+
+
+def entry_target(text: str) -> tuple[int, str | None]:
+    """`ID` or `ID@VERSION` as `entries approve|exclude` take them (argparse type)."""
+    number, at, version = text.partition("@")
+    if not number.strip().isdigit() or (at and not version.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give an entry id, or ID@VERSION as `prepaid entries` shows them"
+        )
+    return int(number), version.strip() if at else None
+
+
 def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
-    """`prepaid entries approve|exclude ID...`."""
+    """`prepaid entries approve|exclude ID[@VERSION]...`.
+
+    With @VERSION the decision is made on the figures that version names and refused when the
+    entry no longer has them; a bare ID decides on the current figures, which are printed.
+    """
     app = App(settings)
     app.prepare()
+    targets: list[tuple[int, str | None]] = args.ids
+    ids = [entry_id for entry_id, _ in targets]
+    versions = {entry_id: version for entry_id, version in targets if version is not None}
     try:
-        results = decide(app.ledger, app.pricer, args.ids, args.decision)
+        results = decide(app.ledger, app.pricer, ids, args.decision, versions=versions)
     except KeyError as exc:
         raise UsageError(f"no entry with id {exc.args[0]}: see `prepaid entries`") from None
+    except StaleDecision as exc:
+        raise UsageError(f"{exc}; nothing was {args.decision}") from None
     if args.format == "json":
         _out(
             json.dumps(
-                [{"id": r.entry_id, "status": r.status, "amount": r.amount} for r in results],
+                [
+                    {
+                        "id": r.entry_id,
+                        "status": r.status,
+                        "amount": r.amount,
+                        "version": r.version,
+                        "figures": r.figures,
+                    }
+                    for r in results
+                ],
                 indent=2,
             )
         )
@@ -339,8 +371,8 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_decided(results: list[Decided]) -> None:
     for r in results:
-        amount = f" ({r.amount})" if r.amount and r.status == EntryStatus.DEDUCTED else ""
-        _out(f"entry {r.entry_id}: {r.status}{amount}")
+        figures = f": {r.figures} (version {r.version})" if r.figures else ""
+        _out(f"entry {r.entry_id}: {r.status}{figures}")
 
 
 # Why an approval changes nothing, by the status the entry keeps; see `prepaid entries`.

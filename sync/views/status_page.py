@@ -210,10 +210,14 @@ def _pending(data: StatusData, csrf: str) -> str:
     rows = []
     for r in data.pending:
         entry_id = r.id
+        # Each button names the figures shown next to it, so it decides on nothing else.
+        fields = token + (
+            f'<input type="hidden" name="version" value="{escape(r.priced_version or "")}">'
+        )
         buttons = (
-            f'<form class="inline" method="post" action="/entries/{entry_id}/approve">{token}'
+            f'<form class="inline" method="post" action="/entries/{entry_id}/approve">{fields}'
             '<button class="approve" type="submit">Approve</button></form> '
-            f'<form class="inline" method="post" action="/entries/{entry_id}/exclude">{token}'
+            f'<form class="inline" method="post" action="/entries/{entry_id}/exclude">{fields}'
             '<button class="exclude" type="submit">Exclude</button></form>'
         )
         task = " / ".join(x for x in (r.project, r.task) if x)

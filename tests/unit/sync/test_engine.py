@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from sync.books import decide, ensure_books, topup
+from sync.books import StaleDecision, decide, ensure_books, topup
 from sync.engine import SyncEngine
 from sync.ledger import Ledger, balances, budget_balance, schema
 from sync.model import EntryStatus, InvalidRecord
@@ -273,6 +273,105 @@ def test_unpriced_work_is_counted_partial_once_and_charged_when_priced(db_url: s
     third = engine.sync(source, source_settings, full=True)
     assert (third.deducted, third.unpriced, third.outcome) == (1, 0, "ok")
     assert entry_debits(ledger) == {"1": 8000, "2": 10000}
+
+
+def _only_id(ledger: Ledger) -> int:
+    with ledger.read() as conn:
+        return int(conn.execute(select(schema.entries.c.id)).scalar_one())
+
+
+def test_a_decision_keeps_across_edits_that_keep_the_figures_and_says_what_changed(
+    db_url: str,
+) -> None:
+    """Issue 10, review churn: a description edit keeps an approval; new figures send the
+    entry back to review with what was approved and what changed."""
+    ledger, pricer, engine = make(db_url, approval="review")
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1.25"))
+    engine.sync(source, source_settings, full=True)
+    entry_id = _only_id(ledger)
+    [decided] = decide(ledger, pricer, [entry_id], "approved")
+    assert (decided.status, decided.figures) == (
+        "deducted",
+        "acme/retainer 1.25 h x EUR 100.00 = EUR 125.00",
+    )
+    renamed = dataclasses.replace(entry("1", hours="1.25", version="v2"), description="typo")
+    source.put(renamed)
+    summary = engine.sync(source, source_settings, full=True)
+    assert (summary.changed, summary.deducted, summary.postings) == (1, 1, 0)
+    assert entry_debits(ledger) == {"1": 12500}
+    source.put(entry("1", hours="9", version="v3"))
+    engine.sync(source, source_settings, full=True)
+    assert entry_debits(ledger) == {}
+    with ledger.read() as conn:
+        (row,) = entry_rows(conn, status=EntryStatus.PENDING)
+    assert row.reason == (
+        "approved before at acme/retainer 1.25 h x EUR 100.00 = EUR 125.00;"
+        " now acme/retainer 9.00 h x EUR 100.00 = EUR 900.00: review again"
+    )
+
+
+def test_a_stale_version_is_refused_with_the_new_figures(db_url: str) -> None:
+    ledger, pricer, engine = make(db_url, approval="review")
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1.25"))
+    engine.sync(source, source_settings, full=True)
+    entry_id = _only_id(ledger)
+    with ledger.read() as conn:
+        (shown,) = entry_rows(conn)
+    assert shown.priced_version
+    source.put(entry("1", hours="9", version="v2"))
+    engine.sync(source, source_settings, full=True)
+    with pytest.raises(StaleDecision, match=r"9\.00 h x EUR 100\.00 = EUR 900\.00"):
+        decide(ledger, pricer, [entry_id], "approved", versions={entry_id: shown.priced_version})
+    assert entry_debits(ledger) == {}
+    with ledger.read() as conn:
+        (now,) = entry_rows(conn)
+    assert now.priced_version != shown.priced_version
+    decide(ledger, pricer, [entry_id], "approved", versions={entry_id: str(now.priced_version)})
+    assert entry_debits(ledger) == {"1": 90000}
+
+
+def test_switching_to_review_holds_only_new_or_changed_work(db_url: str) -> None:
+    ledger, _, engine = make(db_url)
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1"))
+    source.put(entry("2", hours="2"))
+    engine.sync(source, source_settings, full=True)
+    assert entry_debits(ledger) == {"1": 10000, "2": 20000}
+    settings = settings_for(db_url, money_customer(approval="review"))
+    pricer = Pricer(settings.customers)
+    ensure_books(ledger, settings, pricer)
+    assert entry_debits(ledger) == {"1": 10000, "2": 20000}  # nothing charged is reversed
+    engine = SyncEngine(ledger, pricer, clock=lambda: NOW)
+    source.put(entry("2", hours="3", version="v2"))
+    source.put(entry("3", hours="1"))
+    summary = engine.sync(source, source_settings, full=True)
+    assert summary.pending == 2
+    assert entry_debits(ledger) == {"1": 10000}
+
+
+def test_an_exclusion_is_flagged_when_the_figures_change(db_url: str) -> None:
+    ledger, pricer, engine = make(db_url)
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1"))
+    engine.sync(source, source_settings, full=True)
+    decide(ledger, pricer, [_only_id(ledger)], "excluded")
+    source.put(dataclasses.replace(entry("1", version="v2"), description="renamed"))
+    engine.sync(source, source_settings, full=True)
+    assert entry_debits(ledger) == {}
+    with ledger.read() as conn:
+        assert [r.status for r in entry_rows(conn)] == ["excluded"]
+    source.put(entry("1", hours="5", version="v3"))
+    engine.sync(source, source_settings, full=True)
+    assert entry_debits(ledger) == {}  # held, not charged, and not silently excluded
+    with ledger.read() as conn:
+        (row,) = entry_rows(conn)
+    assert row.status == "pending" and str(row.reason).startswith("excluded before at")
 
 
 def test_config_change_revalues_every_entry(db_url: str) -> None:
