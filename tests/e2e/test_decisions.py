@@ -79,3 +79,67 @@ def test_unpriced_work_is_listed_exits_3_once_and_is_charged_when_priced(
     (row,) = run_json(config, "balance")
     assert row["balance"] == "820.00"
     assert [e["external_id"] for e in run_json(config, "entries", "--status", "unpriced")] == ["3"]
+
+
+REVIEW_CONFIG = """\
+database: {db_url}
+timezone: UTC
+sources:
+  - name: exports
+    type: csv
+    path: export.csv
+    date_order: ymd
+customers:
+  - id: acme
+    name: ACME Corp
+    currency: EUR
+    match:
+      - {{source: exports, client: "ACME Corp"}}
+    budgets:
+      - id: retainer
+        unit: money
+        rate: "120.00"
+        opening_balance: "2000.00"
+        approval: review
+"""
+
+
+def test_approve_names_the_version_it_decides(tmp_path: Path, db_url: str) -> None:
+    """Issue 10 item 7: an entry listed at 1.25 h / 150.00, edited to 9 h and synced, was
+    deducted at 1080.00 by an approval of what was listed."""
+    config = tmp_path / "config.yaml"
+    config.write_text(REVIEW_CONFIG.format(db_url=db_url))
+    export = tmp_path / "export.csv"
+    header = "id,date,hours,client,description\n"
+    export.write_text(header + "7,2026-11-02,1.25,ACME Corp,design\n")
+    assert run(config, "sync").returncode == 0
+    (listed,) = run_json(config, "entries")
+    shown = listed["priced_version"]
+    assert shown and shown in run(config, "entries").stdout
+
+    export.write_text(header + "7,2026-11-02,9,ACME Corp,design\n")
+    assert run(config, "sync").returncode == 0
+    stale = run(config, "entries", "approve", f"{listed['id']}@{shown}")
+    assert stale.returncode == 2, stale.stdout + stale.stderr
+    assert "acme/retainer 9.00 h x EUR 120.00 = EUR 1080.00" in stale.stderr
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "2000.00"
+
+    bare = run(config, "entries", "approve", str(listed["id"]))  # the current figures, printed
+    assert bare.returncode == 0, bare.stdout + bare.stderr
+    assert "deducted: acme/retainer 9.00 h x EUR 120.00 = EUR 1080.00 (version" in bare.stdout
+    (row,) = run_json(config, "balance")
+    assert row["balance"] == "920.00"
+
+    # A description edit keeps the approval; new hours send it back to review, saying why.
+    export.write_text(header + "7,2026-11-02,9,ACME Corp,design and build\n")
+    assert run(config, "sync").returncode == 0
+    assert run_json(config, "balance")[0]["balance"] == "920.00"
+    export.write_text(header + "7,2026-11-02,8,ACME Corp,design and build\n")
+    assert run(config, "sync").returncode == 0
+    assert run_json(config, "balance")[0]["balance"] == "2000.00"
+    (pending,) = run_json(config, "entries", "--status", "pending")
+    assert pending["reason"].startswith(
+        "approved before at acme/retainer 9.00 h x EUR 120.00 = EUR 1080.00; now acme/retainer"
+        " 8.00 h"
+    )
