@@ -9,7 +9,9 @@ ledger unit and a one-line explanation. The engine posts the difference between
 re-run harmless (I1).
 
 Routing: rules are tried in file order (customers in order, then each customer's `match`
-rules); the first rule whose `source` and every given criterion match wins. Ids compare as
+rules); the first rule whose `source` and every given criterion match wins. Within the
+customer, a rule without a `budget` gives the entry to the first budget whose include and
+exclude filters both accept it, so work one budget excludes is offered to the next. Ids compare as
 strings, names and tags case-insensitively. An entry no rule matches is unrouted, unless it
 was deleted (nothing for the operator to fix). Valuation then applies, in this order: running,
 deleted, negative duration, billable filter, include, exclude, the operator's exclusion, the
@@ -417,15 +419,19 @@ class _RulePlan:
         self.budget = fixed
 
     def choose_budget(self, entry: TimeEntry) -> _BudgetPlan:
-        """The rule's budget, else the first whose include accepts the entry, else the first
-        (where valuation then excludes the entry and says why).
+        """The rule's budget, else the first whose include and exclude both accept the entry
+        (an entry one budget excludes is offered to the next), else the first whose include
+        accepts it, else the first (where valuation then excludes the entry and says why).
         """
         if self.budget is not None:
             return self.budget
+        including: _BudgetPlan | None = None
         for plan in self.budgets:
             if plan.include is None or plan.include.matches_all(entry):
-                return plan
-        return self.budgets[0]
+                if plan.filtered(entry) is None:
+                    return plan
+                including = including or plan
+        return including or self.budgets[0]
 
 
 class _SourceRules:
@@ -732,6 +738,36 @@ def _not_charged(
 
 def _excluded(entry: TimeEntry, plan: _BudgetPlan, rule: str, reason: str) -> Assessment:
     return _not_charged(entry, EntryStatus.EXCLUDED, plan, rule, reason)
+
+
+def unreachable_budgets(customers: Sequence[Customer]) -> list[str]:
+    """A warning per budget that routing can never give an entry (for `prepaid check`): no
+    match rule names it, and either every rule names another budget or an earlier budget of
+    the customer takes every entry (no include, no exclude)."""
+    warnings = []
+    for customer in customers:
+        named = {rule.budget for rule in customer.match if rule.budget is not None}
+        open_rules = any(rule.budget is None for rule in customer.match)
+        taker: Budget | None = None
+        for budget in customer.budgets:
+            if budget.id not in named:
+                why = None
+                if not open_rules:
+                    why = "every match rule of the customer names another budget"
+                elif taker is not None:
+                    why = (
+                        f"budget {taker.id} before it takes every entry (it has no include"
+                        " or exclude)"
+                    )
+                if why is not None:
+                    warnings.append(
+                        f"{budget.yaml_path}: budget {customer.id}/{budget.id} can receive"
+                        f" nothing: {why}; narrow that, or name {budget.id!r} in a match"
+                        " rule's `budget`"
+                    )
+            if taker is None and budget.include.is_empty() and budget.exclude.is_empty():
+                taker = budget
+    return warnings
 
 
 def budget_unit(customer: Customer, budget: Budget) -> str:

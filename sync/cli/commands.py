@@ -30,7 +30,7 @@ from sync.config.values import Invalid, as_amount
 from sync.model import EntryStatus, format_amount, minor_digits, parse_decimal, to_minor
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
-from sync.rules import budget_unit
+from sync.rules import budget_unit, unreachable_budgets
 from sync.settings import Budget, Customer, Settings
 from sync.shortfall import setting_warnings
 from sync.tax import tax_warnings
@@ -566,7 +566,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(settings.invoicing)} sinks, {len(settings.customers)} customers)"
     )
     # Legal settings that do not do what they seem to: said, but not an error (exit unchanged).
-    for warning in setting_warnings(settings) + tax_warnings(settings):
+    warnings = setting_warnings(settings) + tax_warnings(settings)
+    for warning in warnings + unreachable_budgets(settings.customers):
         _out(f"warning: {warning}")
     if not args.connections:
         return EXIT_OK

@@ -66,7 +66,7 @@ def test_sync_posts_entries_and_rerun_is_harmless(db_url: str) -> None:
     source.put(entry("2", hours="2"))
     source.put(entry("3", hours="1", tags=("internal",)))
     first = engine.sync(source, settings_for(db_url).sources[0], full=True)
-    assert (first.new, first.deducted, first.outcome) == (3, 2, "ok")
+    assert (first.new, first.deducted, first.excluded, first.outcome) == (3, 2, 1, "ok")
     assert balance(ledger) == 100000 - 15000 - 20000
     second = engine.sync(source, settings_for(db_url).sources[0], full=True)
     assert (second.new, second.changed, second.unchanged, second.postings) == (0, 0, 3, 0)

@@ -25,6 +25,7 @@ from sync.rules import (
     _SourceRules,
     billed_seconds,
     round_seconds,
+    unreachable_budgets,
 )
 from sync.settings import Budget, Criteria, Customer, MatchRule, RateOverride, Rounding
 
@@ -510,6 +511,45 @@ def two_customers() -> Pricer:
             ),
         ]
     )
+
+
+def test_an_entry_one_budget_excludes_is_offered_to_the_next() -> None:
+    """Issue 10, unreachable budgets: `internal` work excluded by the retainer used to stay
+    excluded although the customer's second budget takes exactly that."""
+    retainer = budget("retainer", exclude=Criteria(tags=("internal",)))
+    internal = budget("internal", rate="50.00")
+    pricer = Pricer([customer(budgets=(retainer, internal))])
+    moved = pricer.assess(entry(tags=("Internal",)))
+    assert (moved.status, moved.budget_id, moved.amount_minor) == ("deducted", "internal", 5000)
+    assert pricer.assess(entry()).budget_id == "retainer"
+    # When no budget accepts it, the first whose include took it says why it is excluded.
+    only = Pricer([customer(budgets=(retainer, budget("x", exclude=Criteria(tags=("internal",)))))])
+    kept = only.assess(entry(tags=("internal",)))
+    assert (kept.status, kept.budget_id, kept.reason) == (
+        "excluded",
+        "retainer",
+        "excluded by tag internal",
+    )
+
+
+def test_check_names_budgets_that_can_receive_nothing() -> None:
+    shadowed = customer(budgets=(budget("retainer"), budget("extra")))
+    assert unreachable_budgets([shadowed]) == [
+        "customers[0].budgets[extra]: budget acme/extra can receive nothing: budget retainer"
+        " before it takes every entry (it has no include or exclude); narrow that, or name"
+        " 'extra' in a match rule's `budget`"
+    ]
+    narrowed = customer(
+        budgets=(budget("retainer", exclude=Criteria(tags=("internal",))), budget("extra"))
+    )
+    named = customer(
+        match=(("harvest", Criteria(), None), ("toggl", Criteria(), "extra")),
+        budgets=(budget("retainer"), budget("extra")),
+    )
+    assert unreachable_budgets([narrowed, named]) == []
+    fixed = customer(match=(("harvest", Criteria(), "retainer"),), budgets=shadowed.budgets)
+    [warning] = unreachable_budgets([fixed])
+    assert "every match rule of the customer names another budget" in warning
 
 
 def test_first_matching_rule_wins_over_a_later_more_specific_one() -> None:
