@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -39,7 +39,7 @@ from sync.ledger import (
     utcnow,
 )
 from sync.model import PostingKind, format_amount, to_minor
-from sync.rules import Pricer, budget_unit
+from sync.rules import Decision, Priced, Pricer, Ruling, budget_unit
 from sync.settings import Budget, Customer, Settings
 
 
@@ -208,21 +208,53 @@ def preview_books(
 
 @dataclass(frozen=True, slots=True)
 class Decided:
-    """The outcome of a review decision on one entry."""
+    """The outcome of a review decision on one entry: its status now, what it costs (`amount`,
+    None without a budget), and the priced figures the decision was made on (`figures` as the
+    operator reads them, `version` their name; None when the entry could not be priced)."""
 
     entry_id: int
     status: str
     amount: str | None
+    figures: str | None = None
+    version: str | None = None
+    reason: str | None = None
+
+
+class StaleDecision(Exception):
+    """A decision named figures (a priced version) the entry no longer has: it is refused,
+    nothing is written, and the message gives the new figures to decide on (I4a)."""
+
+    def __init__(self, entry_id: int, named: str, now: Priced | None) -> None:
+        if now is None:
+            text = f"entry {entry_id} changed since version {named}: it cannot be priced now"
+        else:
+            text = (
+                f"entry {entry_id} changed since version {named}: it is now version"
+                f" {now.version}, {now.shown()}; decide on {entry_id}@{now.version}"
+            )
+        super().__init__(text)
+        self.entry_id, self.named, self.now = entry_id, named, now
 
 
 def decide(
-    ledger: Ledger, pricer: Pricer, entry_ids: Sequence[int], decision: str
+    ledger: Ledger,
+    pricer: Pricer,
+    entry_ids: Sequence[int],
+    decision: str,
+    *,
+    versions: Mapping[int, str] | None = None,
 ) -> list[Decided]:
     """Approve or exclude entries (the review step) and post the difference at once.
 
-    Raises KeyError naming the first id that does not exist; nothing is changed then.
+    The decision is recorded with the budget and priced figures it is made on, so it stops
+    applying when they change (I4a). `versions` names, per entry id, the priced version the
+    operator saw (`entries approve ID@VERSION`, the status page's form): when the entry's
+    figures are no longer those, `StaleDecision` is raised and nothing is changed. Raises
+    KeyError naming the first id that does not exist; nothing is changed then either.
     """
     now = utcnow()
+    wanted = Decision(decision)
+    versions = versions or {}
     with ledger.begin() as conn:
         lock_books(conn)
         found = entries_by_id(conn, entry_ids)
@@ -232,14 +264,33 @@ def decide(
         results = []
         items = []
         for entry_id in entry_ids:
-            entry = found[entry_id].entry
-            record_decision(conn, entry_id, decision, entry.version, now)
-            assessment = pricer.assess(entry, decision)
+            stored = found[entry_id]
+            entry = stored.entry
+            ruling = decision_for(stored, entry.version) or Ruling()
+            priced = pricer.assess(entry, Ruling(charged=ruling.charged)).priced
+            named = versions.get(entry_id)
+            if named is not None and (priced is None or priced.version != named):
+                raise StaleDecision(entry_id, named, priced)
+            record_decision(conn, entry_id, wanted, entry.version, priced, now)
+            assessment = pricer.assess(entry, Ruling(wanted, priced, ruling.charged))
             items.append(Assessed(entry_id, entry, assessment))
             amount = (
-                format_amount(assessment.amount_minor, assessment.unit) if assessment.unit else None
+                format_amount(
+                    assessment.amount_minor or assessment.pending_amount_minor, assessment.unit
+                )
+                if assessment.unit
+                else None
             )
-            results.append(Decided(entry_id, assessment.status, amount))
+            results.append(
+                Decided(
+                    entry_id,
+                    assessment.status,
+                    amount,
+                    priced.shown() if priced else None,
+                    priced.version if priced else None,
+                    assessment.reason,
+                )
+            )
         post_assessments(conn, items, run_id=None, now=now)
     return results
 

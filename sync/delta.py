@@ -26,8 +26,8 @@ from sync.ledger import (
     posted_by_entry,
     update_assessments,
 )
-from sync.model import TimeEntry, format_amount
-from sync.rules import Assessment
+from sync.model import EntryStatus, TimeEntry, format_amount
+from sync.rules import Assessment, Decision, Ruling
 
 _NOTHING_POSTED = Posted(0, 0)
 
@@ -43,17 +43,24 @@ class Assessed(NamedTuple):
     new: bool = False  # just inserted: it has no postings yet
 
 
-def decision_for(stored: StoredVersion | StoredEntry | None, version: str) -> str | None:
-    """The operator's review decision that still applies to `version` of an entry.
+def decision_for(stored: StoredVersion | StoredEntry | None, version: str) -> Ruling | None:
+    """What applies to `version` of an entry besides its budget's rules (see `Ruling`).
 
-    Exclusion sticks to the entry; approval covers the version that was approved, so an entry
-    edited after approval goes back to review instead of charging the client unseen.
+    A decision recorded with its figures goes to `Pricer.assess`, which applies it only while
+    the entry's budget and priced figures are the ones it was made on (I4a). One recorded
+    before figures were kept applies as it did: an exclusion sticks, an approval covers the
+    version it was made on. `charged` is what the ledger charges the entry at now.
     """
-    if stored is None or stored.decision is None:
+    if stored is None:
         return None
-    if stored.decision == "excluded":
-        return "excluded"
-    return "approved" if stored.decision_version == version else None
+    charged = stored.priced if stored.status == EntryStatus.DEDUCTED else None
+    if stored.decision is None:
+        return Ruling(charged=charged) if charged is not None else None
+    decision = Decision(stored.decision)
+    legacy_approval = stored.decided_on is None and decision == Decision.APPROVED
+    if legacy_approval and stored.decision_version != version:
+        return Ruling(charged=charged) if charged is not None else None
+    return Ruling(decision, stored.decided_on, charged)
 
 
 def post_assessments(

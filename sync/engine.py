@@ -59,6 +59,10 @@ class RunSummary:
     deleted: int = 0
     deducted: int = 0
     pending: int = 0
+    # Routed work that is not charged: excluded by its budget's rules or the operator, or
+    # unpriced (no usable rate; needs the operator, so it makes the run partial).
+    excluded: int = 0
+    unpriced: int = 0
     unrouted: int = 0
     running: int = 0
     invalid: int = 0
@@ -71,7 +75,7 @@ class RunSummary:
     def counts(self) -> dict[str, int]:
         """The numeric fields, for JSON and metrics."""
         names = ("fetched", "new", "changed", "unchanged", "deleted", "deducted", "pending")
-        more = ("unrouted", "running", "invalid", "postings", "requests")
+        more = ("excluded", "unpriced", "unrouted", "running", "invalid", "postings", "requests")
         return {name: int(getattr(self, name)) for name in names + more}
 
 
@@ -193,7 +197,9 @@ class SyncEngine:
             with self.ledger.begin() as conn:
                 self._finish_run(conn, state)
             raise
-        if summary.outcome == "ok" and (summary.invalid or summary.warnings):
+        # Unpriced work counts here only on the run that finds it new or changed (an unchanged
+        # entry is skipped), so a cron job is not paged again for a record nobody has fixed.
+        if summary.outcome == "ok" and (summary.invalid or summary.unpriced or summary.warnings):
             summary.outcome = RunOutcome.PARTIAL
         with self.ledger.begin() as conn:
             if reconciled and window is not None and since is None:
@@ -308,6 +314,10 @@ class SyncEngine:
             summary.deducted += 1
         elif status == EntryStatus.PENDING:
             summary.pending += 1
+        elif status == EntryStatus.EXCLUDED:
+            summary.excluded += 1
+        elif status == EntryStatus.UNPRICED:
+            summary.unpriced += 1
         elif status == EntryStatus.UNROUTED:
             summary.unrouted += 1
         elif status == EntryStatus.RUNNING:

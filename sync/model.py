@@ -165,6 +165,9 @@ class EntryStatus(enum.StrEnum):
     DEDUCTED = "deducted"
     PENDING = "pending"
     EXCLUDED = "excluded"
+    # Routed work with no usable price (`rate: from_source` and no rate, or one in another
+    # currency): not charged, and never silent; it is charged once a version brings a price.
+    UNPRICED = "unpriced"
     UNROUTED = "unrouted"
     RUNNING = "running"
     INVALID = "invalid"

@@ -9,11 +9,14 @@ ledger unit and a one-line explanation. The engine posts the difference between
 re-run harmless (I1).
 
 Routing: rules are tried in file order (customers in order, then each customer's `match`
-rules); the first rule whose `source` and every given criterion match wins. Ids compare as
+rules); the first rule whose `source` and every given criterion match wins. Within the
+customer, a rule without a `budget` gives the entry to the first budget whose include and
+exclude filters both accept it, so work one budget excludes is offered to the next. Ids compare as
 strings, names and tags case-insensitively. An entry no rule matches is unrouted, unless it
 was deleted (nothing for the operator to fix). Valuation then applies, in this order: running,
 deleted, negative duration, billable filter, include, exclude, the operator's exclusion, the
-rate (money budgets), and the review step.
+rate (money budgets; work whose source gives no usable rate is `unpriced`, never dropped), and
+the review step.
 
 Speed: the engine assesses every fetched entry, so rules are indexed by their id criteria
 (`_SourceRules`) and everything that depends only on an entry's source, ids, names and tags
@@ -54,6 +57,79 @@ class Decision(enum.StrEnum):
 _DECISIONS = frozenset(Decision)
 
 
+class Priced(NamedTuple):
+    """The priced figures of an entry in a budget: what a review decision is made on (I4a).
+
+    `billed_seconds` is the duration after rounding and minimum; `rate` the hourly rate (money
+    budgets; None for hours budgets and for unpriced work); `amount_minor` what it costs in the
+    budget's `unit` (0 when unpriced). An edit that leaves all of them equal (a description)
+    keeps a decision; any other change sends the entry back to review.
+    """
+
+    customer_id: str
+    budget_id: str
+    unit: str
+    billed_seconds: int
+    rate: Decimal | None
+    amount_minor: int
+
+    @property
+    def version(self) -> str:
+        """A short name for these figures: what `entries` shows and `approve ID@VERSION` takes."""
+        return _figures_version(self)
+
+    def shown(self) -> str:
+        """The figures as the operator reads them, e.g. "acme/retainer 1.25 h x EUR 120.00 =
+        EUR 150.00"."""
+        where = f"{self.customer_id}/{self.budget_id} {_hours(self.billed_seconds)} h"
+        if self.unit == HOUR_UNIT:
+            return where
+        if self.rate is None:
+            return f"{where}, no rate"
+        amount = format_amount(self.amount_minor, self.unit)
+        return f"{where} x {self.unit} {self.rate} = {self.unit} {amount}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _figures_version(priced: Priced) -> str:
+    """FNV-1a (64 bit) of the figures, in plain arithmetic so this module stays pure, and
+    cached: a sync names the figures of every entry it stores, and they repeat. Eight hex
+    digits are plenty, as a version is only ever compared with the same entry's current one.
+    """
+    digest = 0xCBF29CE484222325
+    # A rate compares by value (95.0 == 95.00), so it is named by value too.
+    parts = (p.normalize() if isinstance(p, Decimal) else p for p in priced)
+    for byte in "|".join(str(part) for part in parts).encode():
+        digest = ((digest ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{digest >> 32:08x}"
+
+
+class Ruling(NamedTuple):
+    """What applies to an entry besides the budget's rules: the operator's `decision` with the
+    figures it was made `on`, and the figures the ledger `charged` it at so far.
+
+    `on` is None for a decision recorded before figures were kept (it applies as it did then).
+    `charged` is the `Priced.version` of the entry's current deduction (None when it is not
+    deducted): work a budget already charged at unchanged figures stays charged when the budget
+    switches from `auto` to `review`, which holds only new or changed entries.
+    """
+
+    decision: Decision | None = None
+    on: Priced | None = None
+    charged: str | None = None
+
+
+def _ruling(decision: Ruling | str | None) -> Ruling:
+    """A bare decision (tests, older callers) is one that applies whatever the figures."""
+    if decision is None:
+        return Ruling()
+    if isinstance(decision, Ruling):
+        return decision
+    if decision not in _DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}")
+    return Ruling(Decision(decision))
+
+
 class Assessment(NamedTuple):
     """What one entry should cost now, and why. A named tuple: a sync builds one for every
     entry, and a frozen dataclass costs several times as much to build.
@@ -65,7 +141,9 @@ class Assessment(NamedTuple):
     rounding and minimum (0 unless deducted). `rate` is the hourly rate used (money budgets).
     `rule` is the YAML path of the match rule that routed the entry. `reason` says why it is not
     deducted (None when it is). `pending_amount_minor` is what a pending entry will cost once
-    approved, so the status page can show what is waiting; 0 for every other status.
+    approved, so the status page can show what is waiting; 0 for every other status. `priced`
+    is the entry's priced figures in its budget, when its budget's rules let it be priced
+    (deducted, pending, unpriced, or excluded by the operator): what a decision is made on.
     """
 
     status: EntryStatus
@@ -79,6 +157,7 @@ class Assessment(NamedTuple):
     reason: str | None
     explanation: str
     pending_amount_minor: int = 0
+    priced: Priced | None = None
 
 
 # --- rounding -------------------------------------------------------------------------------
@@ -340,15 +419,19 @@ class _RulePlan:
         self.budget = fixed
 
     def choose_budget(self, entry: TimeEntry) -> _BudgetPlan:
-        """The rule's budget, else the first whose include accepts the entry, else the first
-        (where valuation then excludes the entry and says why).
+        """The rule's budget, else the first whose include and exclude both accept the entry
+        (an entry one budget excludes is offered to the next), else the first whose include
+        accepts it, else the first (where valuation then excludes the entry and says why).
         """
         if self.budget is not None:
             return self.budget
+        including: _BudgetPlan | None = None
         for plan in self.budgets:
             if plan.include is None or plan.include.matches_all(entry):
-                return plan
-        return self.budgets[0]
+                if plan.filtered(entry) is None:
+                    return plan
+                including = including or plan
+        return including or self.budgets[0]
 
 
 class _SourceRules:
@@ -528,10 +611,14 @@ class Pricer:
             self._unrouted_reasons[key] = reason
         return reason
 
-    def assess(self, entry: TimeEntry, decision: str | None = None) -> Assessment:
-        """What `entry` should cost now, given the operator's review `decision` (or None)."""
-        if decision is not None and decision not in _DECISIONS:
-            raise ValueError(f"unknown decision {decision!r}")
+    def assess(self, entry: TimeEntry, decision: Ruling | str | None = None) -> Assessment:
+        """What `entry` should cost now, given the operator's review `decision` (or None).
+
+        A decision made on other figures than the entry has now (another budget, hours, rate
+        or amount) is not applied to them (I4a): the entry goes back to review, with a reason
+        that says what was decided before and what changed.
+        """
+        ruling = _ruling(decision)
         day = entry.spent_date.isoformat()
         verdict = self._verdict(entry)
         if verdict is None:
@@ -552,7 +639,7 @@ class Pricer:
             return _excluded(entry, plan, rule, "not billable")
         if verdict.filtered is not None:
             return _excluded(entry, plan, rule, verdict.filtered)
-        if decision == Decision.EXCLUDED:
+        if ruling.decision == Decision.EXCLUDED and ruling.on is None:
             return _excluded(entry, plan, rule, "excluded by operator")
 
         billed = billed_seconds(entry.seconds, budget.rounding)
@@ -560,20 +647,45 @@ class Pricer:
         if plan.rounding_label:
             duration = f"{duration} -> {_hours(billed)} h ({plan.rounding_label})"
         rate: Decimal | None = None
+        unpriced: str | None = None
+        amount = billed
+        cost = f"{duration} = {_hours(billed)} h"
         if plan.is_money:
             rate, problem = plan.rate_for(entry, verdict.override)
-            if rate is None:
+            if rate is None and not (plan.budget.rate_from_source and problem is not None):
                 return _excluded(entry, plan, rule, problem or "no rate")
-            amount = to_minor(Decimal(billed) * rate / _SECONDS_PER_HOUR_DECIMAL, plan.currency)
-            cost = (
-                f"{duration} x {plan.currency} {rate} = "
-                f"{plan.currency} {format_amount(amount, plan.currency)}"
-            )
-        else:
-            amount = billed
-            cost = f"{duration} = {_hours(billed)} h"
+            if rate is None:
+                unpriced, amount = problem, 0
+            else:
+                amount = to_minor(Decimal(billed) * rate / _SECONDS_PER_HOUR_DECIMAL, plan.currency)
+                cost = (
+                    f"{duration} x {plan.currency} {rate} = "
+                    f"{plan.currency} {format_amount(amount, plan.currency)}"
+                )
+        priced = Priced(plan.customer.id, budget.id, plan.unit, billed, rate, amount)
 
-        if budget.approval == "review" and decision != Decision.APPROVED:
+        stale: str | None = None
+        approved = ruling.decision == Decision.APPROVED
+        if ruling.decision is not None and ruling.on is not None and ruling.on != priced:
+            # Made on figures nobody sees any more: never applied to the new ones. An approval
+            # in an `auto` budget decided nothing the budget would not do anyway.
+            approved = False
+            if ruling.decision == Decision.EXCLUDED or budget.approval == "review":
+                stale = (
+                    f"{ruling.decision} before at {ruling.on.shown()}; now {priced.shown()}:"
+                    " review again"
+                )
+        elif ruling.decision == Decision.EXCLUDED:
+            return _excluded(entry, plan, rule, "excluded by operator")._replace(priced=priced)
+        if unpriced is not None:
+            why = unpriced if stale is None else f"{unpriced}; {stale}"
+            return _not_charged(entry, EntryStatus.UNPRICED, plan, rule, why)._replace(
+                priced=priced
+            )
+        if ruling.charged == priced.version:
+            approved = True  # already charged at these very figures: nothing new to review
+        held = stale or ("waiting for review" if budget.approval == "review" else None)
+        if held is not None and not approved:
             return Assessment(
                 status=EntryStatus.PENDING,
                 customer_id=plan.customer.id,
@@ -583,9 +695,10 @@ class Pricer:
                 billed_seconds=0,
                 rate=rate,
                 rule=rule,
-                reason="waiting for review",
-                explanation=f"{cost}, waiting for review ({rule})",
+                reason=held,
+                explanation=f"{cost}, {held} ({rule})",
                 pending_amount_minor=amount,
+                priced=priced,
             )
         return Assessment(
             status=EntryStatus.DEDUCTED,
@@ -598,13 +711,14 @@ class Pricer:
             rule=rule,
             reason=None,
             explanation=f"{cost} ({rule})",
+            priced=priced,
         )
 
 
 def _not_charged(
     entry: TimeEntry, status: EntryStatus, plan: _BudgetPlan | None, rule: str | None, reason: str
 ) -> Assessment:
-    """An assessment that costs nothing: excluded, unrouted, running or deleted."""
+    """An assessment that costs nothing: excluded, unpriced, unrouted, running or deleted."""
     where = f" ({rule})" if rule else ""
     return Assessment(
         status=status,
@@ -624,6 +738,36 @@ def _not_charged(
 
 def _excluded(entry: TimeEntry, plan: _BudgetPlan, rule: str, reason: str) -> Assessment:
     return _not_charged(entry, EntryStatus.EXCLUDED, plan, rule, reason)
+
+
+def unreachable_budgets(customers: Sequence[Customer]) -> list[str]:
+    """A warning per budget that routing can never give an entry (for `prepaid check`): no
+    match rule names it, and either every rule names another budget or an earlier budget of
+    the customer takes every entry (no include, no exclude)."""
+    warnings = []
+    for customer in customers:
+        named = {rule.budget for rule in customer.match if rule.budget is not None}
+        open_rules = any(rule.budget is None for rule in customer.match)
+        taker: Budget | None = None
+        for budget in customer.budgets:
+            if budget.id not in named:
+                why = None
+                if not open_rules:
+                    why = "every match rule of the customer names another budget"
+                elif taker is not None:
+                    why = (
+                        f"budget {taker.id} before it takes every entry (it has no include"
+                        " or exclude)"
+                    )
+                if why is not None:
+                    warnings.append(
+                        f"{budget.yaml_path}: budget {customer.id}/{budget.id} can receive"
+                        f" nothing: {why}; narrow that, or name {budget.id!r} in a match"
+                        " rule's `budget`"
+                    )
+            if taker is None and budget.include.is_empty() and budget.exclude.is_empty():
+                taker = budget
+    return warnings
 
 
 def budget_unit(customer: Customer, budget: Budget) -> str:

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sync.app import NO_SYNC_YET, App, Books, SyncOutcome
-from sync.books import Decided, TopUpRecorded, decide, ensure_books, topup
+from sync.books import Decided, StaleDecision, TopUpRecorded, decide, ensure_books, topup
 from sync.cli.output import (
     LEDGER_FIELDS,
     balance_json,
@@ -38,7 +38,7 @@ from sync.model import (
 )
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
 from sync.refill import RefillReport
-from sync.rules import budget_unit
+from sync.rules import budget_unit, unreachable_budgets
 from sync.settings import Budget, Customer, Settings
 from sync.shortfall import setting_warnings
 from sync.tax import tax_warnings
@@ -207,7 +207,8 @@ def _print_sync(outcome: SyncOutcome, dry_run: bool) -> None:
         line = (
             f"{prefix}{r.source}: fetched {r.fetched}, new {r.new}, changed {r.changed},"
             f" deleted {r.deleted}, deducted {r.deducted}, pending {r.pending},"
-            f" unrouted {r.unrouted}, invalid {r.invalid}"
+            f" excluded {r.excluded}, unpriced {r.unpriced}, unrouted {r.unrouted},"
+            f" invalid {r.invalid}"
         )
         if r.running:
             line += f", running {r.running}"
@@ -220,6 +221,8 @@ def _print_sync(outcome: SyncOutcome, dry_run: bool) -> None:
             _out(f"  warning: {warning}")
         if r.invalid:
             _out(f"  see: prepaid entries --status invalid --source {r.source}")
+        if r.unpriced:
+            _out(f"  see: prepaid entries --status unpriced --source {r.source}")
     _print_refills(outcome.refills, prefix)
 
 
@@ -346,54 +349,64 @@ def cmd_entries(args: argparse.Namespace, settings: Settings) -> int:
         items = [entry_json(r) for r in rows] + [invalid_json(r) for r in invalid]
         _out(json.dumps(items, indent=2, default=str))
         return EXIT_OK
+    headers = ["id", "version", "date", "source", "customer", "budget", "status", "hours"]
     _table(
-        [
-            "id",
-            "date",
-            "source",
-            "customer",
-            "budget",
-            "status",
-            "hours",
-            "amount",
-            "unit",
-            "reason",
-        ],
-        [
-            [
-                r.id,
-                r.date,
-                r.source,
-                r.customer,
-                r.budget,
-                r.status,
-                r.hours,
-                r.amount,
-                unit_text(r.unit),
-                r.reason,
-            ]
-            for r in rows
-        ]
+        [*headers, "amount", "unit", "reason"],
+        [_entry_cells(r) for r in rows]
         + [
-            [r.id, r.date, r.source, None, None, EntryStatus.INVALID, None, None, None, r.reason]
+            [r.id, None, r.date, r.source, None, None, EntryStatus.INVALID, *[None] * 3, r.reason]
             for r in invalid
         ],
     )
     return EXIT_OK
 
 
+def _entry_cells(r: EntryRow) -> list[Any]:
+    """One row of the `entries` table; `version` names the priced figures a decision takes."""
+    where = [r.id, r.priced_version, r.date, r.source, r.customer, r.budget]
+    return [*where, r.status, r.hours, r.amount, unit_text(r.unit), r.reason]
+
+
+def entry_target(text: str) -> tuple[int, str | None]:
+    """`ID` or `ID@VERSION` as `entries approve|exclude` take them (argparse type)."""
+    number, at, version = text.partition("@")
+    if not number.strip().isdigit() or (at and not version.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give an entry id, or ID@VERSION as `prepaid entries` shows them"
+        )
+    return int(number), version.strip() if at else None
+
+
 def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
-    """`prepaid entries approve|exclude ID...`."""
+    """`prepaid entries approve|exclude ID[@VERSION]...`.
+
+    With @VERSION the decision is made on the figures that version names and refused when the
+    entry no longer has them; a bare ID decides on the current figures, which are printed.
+    """
     app = App(settings)
     app.prepare()
+    targets: list[tuple[int, str | None]] = args.ids
+    ids = [entry_id for entry_id, _ in targets]
+    versions = {entry_id: version for entry_id, version in targets if version is not None}
     try:
-        results = decide(app.ledger, app.pricer, args.ids, args.decision)
+        results = decide(app.ledger, app.pricer, ids, args.decision, versions=versions)
     except KeyError as exc:
         raise UsageError(f"no entry with id {exc.args[0]}: see `prepaid entries`") from None
+    except StaleDecision as exc:
+        raise UsageError(f"{exc}; nothing was {args.decision}") from None
     if args.format == "json":
         _out(
             json.dumps(
-                [{"id": r.entry_id, "status": r.status, "amount": r.amount} for r in results],
+                [
+                    {
+                        "id": r.entry_id,
+                        "status": r.status,
+                        "amount": r.amount,
+                        "version": r.version,
+                        "figures": r.figures,
+                    }
+                    for r in results
+                ],
                 indent=2,
             )
         )
@@ -407,14 +420,16 @@ def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_decided(results: list[Decided]) -> None:
     for r in results:
-        amount = f" ({r.amount})" if r.amount and r.status == EntryStatus.DEDUCTED else ""
-        _out(f"entry {r.entry_id}: {r.status}{amount}")
+        figures = f": {r.figures} (version {r.version})" if r.figures else ""
+        _out(f"entry {r.entry_id}: {r.status}{figures}")
 
 
 # Why an approval changes nothing, by the status the entry keeps; see `prepaid entries`.
 _CANNOT_APPROVE: dict[str, str] = {
     EntryStatus.UNROUTED: "no budget takes it (add a match rule for its client or project)",
     EntryStatus.EXCLUDED: "its budget's rules exclude it (non-billable, or an exclude rule)",
+    EntryStatus.UNPRICED: "its source gives no rate in the customer's currency; it is charged"
+    " once a version with one is synced",
     EntryStatus.RUNNING: "its timer is still running; it is valued once stopped",
     EntryStatus.INVALID: "the record could not be read; fix it at the source",
     EntryStatus.DELETED: "it was deleted at the source",
@@ -612,7 +627,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(settings.invoicing)} sinks, {len(settings.customers)} customers)"
     )
     # Legal settings that do not do what they seem to: said, but not an error (exit unchanged).
-    for warning in setting_warnings(settings) + tax_warnings(settings):
+    warnings = setting_warnings(settings) + tax_warnings(settings)
+    for warning in warnings + unreachable_budgets(settings.customers):
         _out(f"warning: {warning}")
     if not args.connections:
         return EXIT_OK

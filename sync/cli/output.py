@@ -108,6 +108,7 @@ def entry_json(row: EntryRow) -> dict[str, Any]:
         "tags": list(row.tags),
         "description": row.description,
         "version": row.version,
+        "priced_version": row.priced_version,
         "rule": row.rule,
     }
 

@@ -35,6 +35,7 @@ from sync.cli.commands import (
     cmd_refill_retry,
     cmd_sync,
     cmd_topup,
+    entry_target,
     print_error,
 )
 from sync.cli.logs import configure_logging
@@ -250,10 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
         a = esub.add_parser(
             action,
             help=text,
-            description=f"{text.capitalize()}.",
-            epilog=f"example: prepaid entries {action} 12 13",
+            description=f"{text.capitalize()}. ID@VERSION (as `prepaid entries` shows them)"
+            " decides on the figures that version names and is refused, with the new figures,"
+            " when the entry has changed since; a bare ID decides on the current figures and"
+            " prints them.",
+            epilog=f"example: prepaid entries {action} 12@3f9a02c1 13",
         )
-        a.add_argument("ids", nargs="+", type=int, metavar="ID")
+        a.add_argument("ids", nargs="+", type=entry_target, metavar="ID[@VERSION]")
         a.add_argument("--format", choices=("table", "json"), default="table")
         a.set_defaults(
             handler=cmd_decide, decision="approved" if action == "approve" else "excluded"

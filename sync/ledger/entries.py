@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Connection, RowMapping, bindparam, case, f
 from sync.ledger import schema
 from sync.ledger.database import chunks, insert_values
 from sync.model import TimeEntry
-from sync.rules import Assessment
+from sync.rules import Assessment, Priced
 
 E = schema.entries
 
@@ -50,7 +50,7 @@ ENTRY_COLUMNS = (
 
 # The columns that cache the latest assessment for listings, in `_assessment_values` order.
 ASSESSMENT_COLUMNS = (
-    "status", "reason", "customer_id", "budget_id", "unit", "amount_minor", "rule",
+    "status", "reason", "customer_id", "budget_id", "unit", "amount_minor", "rule", "priced",
 )  # fmt: skip
 
 # What a new entry's row holds, in the order `insert_entries` builds it.
@@ -97,12 +97,39 @@ def _assessment_values(a: Assessment) -> tuple[Any, ...]:
     """The values of `ASSESSMENT_COLUMNS` for an assessment."""
     # a pending entry shows what it will cost once approved; only postings carry money
     amount = a.amount_minor or a.pending_amount_minor
-    return (a.status, a.reason, a.customer_id, a.budget_id, a.unit, amount, a.rule)
+    priced = a.priced.version if a.priced is not None else None
+    return (a.status, a.reason, a.customer_id, a.budget_id, a.unit, amount, a.rule, priced)
+
+
+# The columns of a decision's figures, in `_decided_on` order.
+DECISION_COLUMNS = (
+    "decision_customer", "decision_budget", "decision_unit", "decision_seconds",
+    "decision_rate", "decision_amount",
+)  # fmt: skip
+
+
+def _decided_on(
+    customer: str | None,
+    budget: str | None,
+    unit: str | None,
+    seconds: int | None,
+    rate: str | None,
+    amount: int | None,
+) -> Priced | None:
+    """The figures a decision was made on, or None for a decision recorded before they were
+    kept (revision 0006)."""
+    if customer is None or budget is None or unit is None or seconds is None or amount is None:
+        return None
+    return Priced(
+        customer, budget, unit, int(seconds), None if rate is None else Decimal(rate), int(amount)
+    )
 
 
 class StoredVersion(NamedTuple):
     """What the sync needs to know about a stored entry to tell whether a fetched one is new,
-    changed or unchanged, and which review decision still applies to it."""
+    changed or unchanged, and which review decision still applies to it: the decision with the
+    figures it was made on (`decided_on`), and the cached `status` and `priced` version of what
+    the entry is charged at now."""
 
     id: int
     external_id: str
@@ -110,6 +137,9 @@ class StoredVersion(NamedTuple):
     deleted: bool
     decision: str | None
     decision_version: str | None
+    decided_on: Priced | None = None
+    status: str | None = None
+    priced: str | None = None
 
 
 class StoredEntry(NamedTuple):
@@ -120,6 +150,9 @@ class StoredEntry(NamedTuple):
     entry: TimeEntry
     decision: str | None
     decision_version: str | None
+    decided_on: Priced | None = None
+    status: str | None = None
+    priced: str | None = None
 
 
 def stored_versions(
@@ -134,14 +167,24 @@ def stored_versions(
     mark = "?" if conn.dialect.name == "sqlite" else "%s"
     for part in chunks(external_ids):
         sql = (
-            "SELECT id, external_id, version, deleted, decision, decision_version"
+            "SELECT id, external_id, version, deleted, decision, decision_version, status,"
+            f" priced, {', '.join(DECISION_COLUMNS)}"
             f" FROM entries WHERE source = {mark} AND external_id IN"
             f" ({', '.join(mark for _ in part)})"
         )
-        for eid, ext, version, deleted, decision, decided in conn.exec_driver_sql(
-            sql, (source, *part)
-        ):
-            found[ext] = StoredVersion(eid, ext, version, bool(deleted), decision, decided)
+        for row in conn.exec_driver_sql(sql, (source, *part)):
+            eid, ext, version, deleted, decision, decided, status, priced, *on = row
+            found[ext] = StoredVersion(
+                eid,
+                ext,
+                version,
+                bool(deleted),
+                decision,
+                decided,
+                _decided_on(*on) if decision is not None else None,
+                status,
+                priced,
+            )
     return found
 
 
@@ -244,13 +287,29 @@ def mark_deleted(conn: Connection, entry_ids: Sequence[int], now: dt.datetime) -
 
 
 def record_decision(
-    conn: Connection, entry_id: int, decision: str, version: str, now: dt.datetime
+    conn: Connection,
+    entry_id: int,
+    decision: str,
+    version: str,
+    on: Priced | None,
+    now: dt.datetime,
 ) -> None:
-    """Store the operator's review decision on `version` of an entry."""
+    """Store the operator's review decision on `version` of an entry and the budget and priced
+    figures it was made `on` (None when the entry could not be priced: then it applies as a
+    plain decision)."""
+    figures: tuple[Any, ...] = (None,) * len(DECISION_COLUMNS)
+    if on is not None:
+        rate = None if on.rate is None else str(on.rate)
+        figures = (on.customer_id, on.budget_id, on.unit, on.billed_seconds, rate, on.amount_minor)
     conn.execute(
         E.update()
         .where(E.c.id == entry_id)
-        .values(decision=decision, decision_version=version, decided_at=now)
+        .values(
+            decision=decision,
+            decision_version=version,
+            decided_at=now,
+            **dict(zip(DECISION_COLUMNS, figures, strict=True)),
+        )
     )
 
 
@@ -280,7 +339,18 @@ def _stored(m: RowMapping) -> StoredEntry:
         rate=None if m["rate"] is None else Decimal(m["rate"]),
         rate_currency=m["rate_currency"],
     )
-    return StoredEntry(int(m["id"]), entry, m["decision"], m["decision_version"])
+    decided_on = None
+    if m["decision"] is not None:
+        decided_on = _decided_on(*(m[name] for name in DECISION_COLUMNS))
+    return StoredEntry(
+        int(m["id"]),
+        entry,
+        m["decision"],
+        m["decision_version"],
+        decided_on,
+        m["status"],
+        m["priced"],
+    )
 
 
 def entries_after(conn: Connection, last_id: int, limit: int) -> list[StoredEntry]:

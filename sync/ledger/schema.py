@@ -93,9 +93,18 @@ entries = Table(
     Column("unit", String(10)),
     Column("amount_minor", BigInteger, nullable=False, default=0),
     Column("rule", String(200)),
+    # `Priced.version` of the cached assessment's figures (None when it could not be priced).
+    Column("priced", String(16)),
     Column("decision", String(20)),
     Column("decision_version", String(200)),
     Column("decided_at", UTCDateTime),
+    # The budget and priced figures a decision was made on (I4a); None before revision 0006.
+    Column("decision_customer", String(100)),
+    Column("decision_budget", String(100)),
+    Column("decision_unit", String(10)),
+    Column("decision_seconds", BigInteger),
+    Column("decision_rate", String(40)),
+    Column("decision_amount", BigInteger),
     Column("seen_run", Integer),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

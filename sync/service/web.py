@@ -33,7 +33,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from sync.app import App
-from sync.books import decide
+from sync.books import StaleDecision, decide
 from sync.ledger import StoreUnavailable, utcnow
 from sync.model import EntryStatus
 from sync.ports import ConnectorError, WebhookRejected
@@ -258,10 +258,23 @@ class WebApp:
         if not _same(request.form.get("csrf", ""), self.csrf):
             return _text(403, "missing or wrong form token: reload the status page")
         decision = "approved" if action == "approve" else "excluded"
+        # The form names the figures the page showed; without them nothing is decided, so a
+        # button on a stale page can never approve an entry's new figures (I4a).
+        version = request.form.get("version", "").strip()
+        if not version:
+            return _text(400, "missing entry version: reload the status page")
         try:
-            results = decide(self.app.ledger, self.app.pricer, [entry_id], decision)
+            results = decide(
+                self.app.ledger,
+                self.app.pricer,
+                [entry_id],
+                decision,
+                versions={entry_id: version},
+            )
         except KeyError:
             return _text(404, f"no entry {entry_id}")
+        except StaleDecision as exc:
+            return _text(409, f"{exc}; nothing was {decision}: reload the status page")
         log.info("entry %d %s from the status page: %s", entry_id, decision, results[0].status)
         return Response("", 303, headers={"Location": f"/?decided={entry_id}:{results[0].status}"})
 

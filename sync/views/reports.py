@@ -100,6 +100,9 @@ class EntryRow:
     description: str
     version: str
     rule: str | None
+    # The name of the entry's priced figures (`Priced.version`): what `entries approve
+    # ID@VERSION` and the status page's buttons decide on; None when it cannot be priced.
+    priced_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +264,7 @@ def entry_rows(
             description=r.description,
             version=r.version,
             rule=r.rule,
+            priced_version=r.priced,
         )
         for r in conn.execute(stmt)
     ]

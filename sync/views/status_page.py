@@ -1,5 +1,6 @@
 """The operator's status page: balances with their burn-down, the last sync of each source,
-entries waiting for review (with approve and exclude buttons), open and failed refills.
+entries waiting for review (with approve and exclude buttons), unpriced work, open and failed
+refills.
 
 Everything shown is read from the ledger when the page is asked for (the same views the CLI
 prints), so the page and `prepaid balance` can never disagree. Texts that came from outside
@@ -49,6 +50,8 @@ class StatusData:
     sources: Sequence[SourceSettings]
     runs: Mapping[str, LastRun]
     pending: Sequence[EntryRow]
+    # Work with no usable price: not charged until a version brings one (first PENDING_LIMIT).
+    unpriced: Sequence[EntryRow]
     refills: Sequence[RefillSummary]
 
 
@@ -62,6 +65,7 @@ def load_status(conn: Connection, settings: Settings, now: dt.datetime) -> Statu
         sources=settings.sources,
         runs=last_runs(conn),
         pending=entry_rows(conn, status=EntryStatus.PENDING, limit=PENDING_LIMIT),
+        unpriced=entry_rows(conn, status=EntryStatus.UNPRICED, limit=PENDING_LIMIT),
         refills=refill_rows(conn, open_only=True),
     )
 
@@ -103,6 +107,8 @@ def render_status(data: StatusData, *, csrf: str, notice: str | None = None) -> 
     parts.append(_balances(data))
     parts.append(_sources(data, tz))
     parts.append(_pending(data, csrf))
+    if data.unpriced:
+        parts.append(_unpriced(data))
     parts.append(_refills(data, tz))
     return layout("prepaid-sync status", "".join(parts))
 
@@ -174,6 +180,27 @@ def _sources(data: StatusData, tz: ZoneInfo) -> str:
     return '<section id="sources"><h2>Last sync</h2>' + table(headers, rows) + "</section>"
 
 
+def _unpriced(data: StatusData) -> str:
+    """Work that is not charged because its source gave no usable rate: shown until a version
+    with a price arrives, however old the run that found it."""
+    rows = [
+        f'<tr id="unpriced-{r.id}">'
+        + cell(r.date)
+        + cell(f"{r.customer} / {r.budget}")
+        + cell(r.hours, num=True)
+        + cell(r.reason)
+        + "</tr>"
+        for r in data.unpriced
+    ]
+    more = " (the first shown)" if len(data.unpriced) >= PENDING_LIMIT else ""
+    return (
+        f'<section id="unpriced"><h2>Unpriced work: {len(data.unpriced)}{more}</h2>'
+        + table(["Date", "Budget", "Hours", "Why"], rows, numeric=("Hours",))
+        + '<p class="muted">not charged until the source gives a rate in the customer\'s'
+        " currency; see `prepaid entries --status unpriced`</p></section>"
+    )
+
+
 def _pending(data: StatusData, csrf: str) -> str:
     if not data.pending:
         return (
@@ -184,10 +211,14 @@ def _pending(data: StatusData, csrf: str) -> str:
     rows = []
     for r in data.pending:
         entry_id = r.id
+        # Each button names the figures shown next to it, so it decides on nothing else.
+        fields = token + (
+            f'<input type="hidden" name="version" value="{escape(r.priced_version or "")}">'
+        )
         buttons = (
-            f'<form class="inline" method="post" action="/entries/{entry_id}/approve">{token}'
+            f'<form class="inline" method="post" action="/entries/{entry_id}/approve">{fields}'
             '<button class="approve" type="submit">Approve</button></form> '
-            f'<form class="inline" method="post" action="/entries/{entry_id}/exclude">{token}'
+            f'<form class="inline" method="post" action="/entries/{entry_id}/exclude">{fields}'
             '<button class="exclude" type="submit">Exclude</button></form>'
         )
         task = " / ".join(x for x in (r.project, r.task) if x)

@@ -287,14 +287,44 @@ def test_approve_button_needs_the_form_token_and_changes_the_balance(story: Stor
     assert anonymous.status_code == 401
     assert story.balances()["globex/support"] == "10.00"
 
-    done = client.post(f"/entries/{pending.id}/approve", data={"csrf": story.web.csrf})
+    assert f'name="version" value="{pending.priced_version}"' in html
+    version = pending.priced_version
+    done = client.post(
+        f"/entries/{pending.id}/approve", data={"csrf": story.web.csrf, "version": version}
+    )
     assert done.status_code == 303
     assert done.headers["Location"] == f"/?decided={pending.id}:deducted"
     assert story.balances()["globex/support"] == "8.50"
     after = client.get(done.headers["Location"]).get_data(as_text=True)
     assert f"entry {pending.id}: deducted" in after
     assert "nothing to review" in after
-    assert client.post("/entries/999999/exclude", data={"csrf": story.web.csrf}).status_code == 404
+    gone = client.post("/entries/999999/exclude", data={"csrf": story.web.csrf, "version": "x"})
+    assert gone.status_code == 404
+
+
+def test_a_button_on_a_stale_page_decides_nothing(story: Story) -> None:
+    """Issue 10 item 7: the page showed 1.50 h; the entry is edited to 9 h and synced; the
+    button still on the page must not deduct 9 h."""
+    client = logged_in(story)
+    with story.app.ledger.read() as conn:
+        (pending,) = entry_rows(conn, status="pending")
+    shown = pending.priced_version
+    assert shown and f'name="version" value="{shown}"' in client.get("/").get_data(as_text=True)
+    export = story.config.parent / "entries.csv"
+    export.write_text(export.read_text().replace(",1.5,Cara", ",9,Cara"))
+    assert story.scheduler.run_source("exports") == "ok"
+
+    form = {"csrf": story.web.csrf, "version": shown}
+    stale = client.post(f"/entries/{pending.id}/approve", data=form)
+    assert stale.status_code == 409
+    text = stale.get_data(as_text=True)
+    assert "globex/support 9.00 h" in text and "nothing was approved" in text
+    assert story.balances()["globex/support"] == "10.00"
+    assert (
+        client.post(f"/entries/{pending.id}/approve", data={"csrf": story.web.csrf}).status_code
+        == 400
+    )
+    assert story.balances()["globex/support"] == "10.00"
 
 
 def test_oversized_form_is_refused(story: Story) -> None:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
-from sync.books import decide, ensure_books, topup
+from sync.books import StaleDecision, decide, ensure_books, topup
 from sync.engine import SyncEngine
 from sync.ledger import Ledger, balances, budget_balance, schema
-from sync.model import InvalidRecord
+from sync.model import EntryStatus, InvalidRecord
 from sync.ports import Page
 from sync.rules import Pricer
 from sync.settings import Rounding
+from sync.views.reports import entry_rows
+from sync.views.status_page import load_status, render_status
 from tests.support import NOW, ScriptedSource, entry, money_customer, settings_for
 
 
@@ -62,7 +66,7 @@ def test_sync_posts_entries_and_rerun_is_harmless(db_url: str) -> None:
     source.put(entry("2", hours="2"))
     source.put(entry("3", hours="1", tags=("internal",)))
     first = engine.sync(source, settings_for(db_url).sources[0], full=True)
-    assert (first.new, first.deducted, first.outcome) == (3, 2, "ok")
+    assert (first.new, first.deducted, first.excluded, first.outcome) == (3, 2, 1, "ok")
     assert balance(ledger) == 100000 - 15000 - 20000
     second = engine.sync(source, settings_for(db_url).sources[0], full=True)
     assert (second.new, second.changed, second.unchanged, second.postings) == (0, 0, 3, 0)
@@ -272,6 +276,143 @@ def test_review_holds_until_approved_and_edit_needs_new_approval(db_url: str) ->
     source.put(entry("1", hours="4", version="v3"))
     engine.sync(source, source_settings, full=True)
     assert entry_debits(ledger) == {}
+
+
+def test_unpriced_work_is_counted_partial_once_and_charged_when_priced(db_url: str) -> None:
+    customer = money_customer()
+    customer = dataclasses.replace(
+        customer,
+        budgets=(dataclasses.replace(customer.budgets[0], rate=None, rate_from_source=True),),
+    )
+    settings = settings_for(db_url, customer)
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    pricer = Pricer(settings.customers)
+    ensure_books(ledger, settings, pricer)
+    engine = SyncEngine(ledger, pricer, clock=lambda: NOW)
+    source_settings = settings.sources[0]
+    source = ScriptedSource()
+    priced = entry("1", hours="1")
+    source.put(dataclasses.replace(priced, rate=Decimal("80.00"), rate_currency="EUR"))
+    source.put(entry("2", hours="2"))
+    source.put(dataclasses.replace(entry("3"), rate=Decimal("90"), rate_currency="USD"))
+    first = engine.sync(source, source_settings, full=True)
+    assert (first.deducted, first.unpriced, first.outcome) == (1, 2, "partial")
+    assert entry_debits(ledger) == {"1": 8000}
+    with ledger.read() as conn:
+        listed = entry_rows(conn, status=EntryStatus.UNPRICED)
+    assert {(r.external_id, r.reason) for r in listed} == {
+        ("2", "no billable rate in source"),
+        ("3", "source rate is in USD, customer acme is billed in EUR"),
+    }
+    with ledger.read() as conn:
+        page = render_status(load_status(conn, settings, NOW), csrf="t")
+    assert "Unpriced work: 2" in page and "source rate is in USD" in page
+    again = engine.sync(source, source_settings, full=True)
+    assert (again.unpriced, again.outcome) == (0, "ok")
+    source.put(dataclasses.replace(entry("2", hours="2", version="v2"), rate=Decimal("50")))
+    third = engine.sync(source, source_settings, full=True)
+    assert (third.deducted, third.unpriced, third.outcome) == (1, 0, "ok")
+    assert entry_debits(ledger) == {"1": 8000, "2": 10000}
+
+
+def _only_id(ledger: Ledger) -> int:
+    with ledger.read() as conn:
+        return int(conn.execute(select(schema.entries.c.id)).scalar_one())
+
+
+def test_a_decision_keeps_across_edits_that_keep_the_figures_and_says_what_changed(
+    db_url: str,
+) -> None:
+    """Issue 10, review churn: a description edit keeps an approval; new figures send the
+    entry back to review with what was approved and what changed."""
+    ledger, pricer, engine = make(db_url, approval="review")
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1.25"))
+    engine.sync(source, source_settings, full=True)
+    entry_id = _only_id(ledger)
+    [decided] = decide(ledger, pricer, [entry_id], "approved")
+    assert (decided.status, decided.figures) == (
+        "deducted",
+        "acme/retainer 1.25 h x EUR 100.00 = EUR 125.00",
+    )
+    renamed = dataclasses.replace(entry("1", hours="1.25", version="v2"), description="typo")
+    source.put(renamed)
+    summary = engine.sync(source, source_settings, full=True)
+    assert (summary.changed, summary.deducted, summary.postings) == (1, 1, 0)
+    assert entry_debits(ledger) == {"1": 12500}
+    source.put(entry("1", hours="9", version="v3"))
+    engine.sync(source, source_settings, full=True)
+    assert entry_debits(ledger) == {}
+    with ledger.read() as conn:
+        (row,) = entry_rows(conn, status=EntryStatus.PENDING)
+    assert row.reason == (
+        "approved before at acme/retainer 1.25 h x EUR 100.00 = EUR 125.00;"
+        " now acme/retainer 9.00 h x EUR 100.00 = EUR 900.00: review again"
+    )
+
+
+def test_a_stale_version_is_refused_with_the_new_figures(db_url: str) -> None:
+    ledger, pricer, engine = make(db_url, approval="review")
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1.25"))
+    engine.sync(source, source_settings, full=True)
+    entry_id = _only_id(ledger)
+    with ledger.read() as conn:
+        (shown,) = entry_rows(conn)
+    assert shown.priced_version
+    source.put(entry("1", hours="9", version="v2"))
+    engine.sync(source, source_settings, full=True)
+    with pytest.raises(StaleDecision, match=r"9\.00 h x EUR 100\.00 = EUR 900\.00"):
+        decide(ledger, pricer, [entry_id], "approved", versions={entry_id: shown.priced_version})
+    assert entry_debits(ledger) == {}
+    with ledger.read() as conn:
+        (now,) = entry_rows(conn)
+    assert now.priced_version != shown.priced_version
+    decide(ledger, pricer, [entry_id], "approved", versions={entry_id: str(now.priced_version)})
+    assert entry_debits(ledger) == {"1": 90000}
+
+
+def test_switching_to_review_holds_only_new_or_changed_work(db_url: str) -> None:
+    ledger, _, engine = make(db_url)
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1"))
+    source.put(entry("2", hours="2"))
+    engine.sync(source, source_settings, full=True)
+    assert entry_debits(ledger) == {"1": 10000, "2": 20000}
+    settings = settings_for(db_url, money_customer(approval="review"))
+    pricer = Pricer(settings.customers)
+    ensure_books(ledger, settings, pricer)
+    assert entry_debits(ledger) == {"1": 10000, "2": 20000}  # nothing charged is reversed
+    engine = SyncEngine(ledger, pricer, clock=lambda: NOW)
+    source.put(entry("2", hours="3", version="v2"))
+    source.put(entry("3", hours="1"))
+    summary = engine.sync(source, source_settings, full=True)
+    assert summary.pending == 2
+    assert entry_debits(ledger) == {"1": 10000}
+
+
+def test_an_exclusion_is_flagged_when_the_figures_change(db_url: str) -> None:
+    ledger, pricer, engine = make(db_url)
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("1", hours="1"))
+    engine.sync(source, source_settings, full=True)
+    decide(ledger, pricer, [_only_id(ledger)], "excluded")
+    source.put(dataclasses.replace(entry("1", version="v2"), description="renamed"))
+    engine.sync(source, source_settings, full=True)
+    assert entry_debits(ledger) == {}
+    with ledger.read() as conn:
+        assert [r.status for r in entry_rows(conn)] == ["excluded"]
+    source.put(entry("1", hours="5", version="v3"))
+    engine.sync(source, source_settings, full=True)
+    assert entry_debits(ledger) == {}  # held, not charged, and not silently excluded
+    with ledger.read() as conn:
+        (row,) = entry_rows(conn)
+    assert row.status == "pending" and str(row.reason).startswith("excluded before at")
 
 
 def test_config_change_revalues_every_entry(db_url: str) -> None:

@@ -165,7 +165,8 @@ def test_known_currencies(code: str) -> None:
 
 def test_the_vocabularies_are_enums_whose_values_are_what_the_ledger_stores() -> None:
     assert [s.value for s in EntryStatus] == [
-        "deducted", "pending", "excluded", "unrouted", "running", "invalid", "deleted"
+        "deducted", "pending", "excluded", "unpriced", "unrouted", "running", "invalid",
+        "deleted",
     ]  # fmt: skip
     assert [k.value for k in PostingKind] == [
         "opening", "entry", "topup", "refill_credit", "reversal"

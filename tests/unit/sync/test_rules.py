@@ -19,10 +19,13 @@ from sync.model import HOUR_UNIT, EntryStatus, TimeEntry, UnknownCurrency, forma
 from sync.rules import (
     Assessment,
     Decision,
+    Priced,
     Pricer,
+    Ruling,
     _SourceRules,
     billed_seconds,
     round_seconds,
+    unreachable_budgets,
 )
 from sync.settings import Budget, Criteria, Customer, MatchRule, RateOverride, Rounding
 
@@ -80,7 +83,7 @@ def customer(
     )
 
 
-def assess(b: Budget, e: TimeEntry, decision: str | None = None, **kw: Any) -> Assessment:
+def assess(b: Budget, e: TimeEntry, decision: Ruling | str | None = None, **kw: Any) -> Assessment:
     return Pricer([customer(budgets=(b,), **kw)]).assess(e, decision)
 
 
@@ -230,6 +233,7 @@ def test_money_entry_is_rounded_up_and_valued_with_an_explanation() -> None:
             "2025-11-03 1.25 h -> 1.25 h (15 min up) x EUR 95.00 = EUR 118.75 "
             "(customers[0].match[0])"
         ),
+        priced=Priced("acme", "retainer", "EUR", 4500, Decimal("95.00"), 11875),
     )
     bumped = assess(budget(rounding=up15()), entry(4501))
     assert (bumped.billed_seconds, bumped.amount_minor) == (5400, 14250)
@@ -402,18 +406,85 @@ def test_rate_from_source() -> None:
     result = assess(b, entry(5400, rate=Decimal("80.00"), rate_currency="eur"))
     assert (result.amount_minor, result.rate) == (12000, Decimal("80.00"))
     missing = assess(b, entry(5400))
-    assert (missing.status, missing.reason) == ("excluded", "no billable rate in source")
+    assert (missing.status, missing.reason) == ("unpriced", "no billable rate in source")
+    assert (missing.budget_id, missing.amount_minor) == ("retainer", 0)
     foreign = assess(b, entry(5400, rate=Decimal("80.00"), rate_currency="USD"))
     assert (foreign.status, foreign.reason) == (
-        "excluded",
+        "unpriced",
         "source rate is in USD, customer acme is billed in EUR",
     )
+    negative = assess(b, entry(5400, rate=Decimal("-1"), rate_currency="EUR"))
+    assert negative.status == EntryStatus.UNPRICED
     overridden = budget(
         rate=None,
         rate_from_source=True,
         rate_overrides=(RateOverride(Criteria(users=("ann",)), Decimal("100.00")),),
     )
     assert assess(overridden, entry(3600, user_name="ANN")).amount_minor == 10000
+
+
+# --- decisions name what they decide (I4a) --------------------------------------------------
+
+
+def test_an_approval_survives_an_edit_that_keeps_the_priced_figures() -> None:
+    review = budget(approval="review", rounding=up15())
+    shown = assess(review, entry(4500)).priced  # what the operator saw: 1.25 h, EUR 118.75
+    assert shown == Priced("acme", "retainer", "EUR", 4500, Decimal("95.00"), 11875)
+    approved = Ruling(Decision.APPROVED, shown)
+    edited = assess(review, entry(4400, description="typo fixed", version="v2"), approved)
+    assert (edited.status, edited.amount_minor) == ("deducted", 11875)  # still 1.25 h billed
+
+
+def test_an_approval_of_other_figures_goes_back_to_review_saying_what_changed() -> None:
+    review = budget(approval="review")
+    shown = assess(review, entry(4500)).priced
+    assert shown is not None
+    result = assess(review, entry(9 * 3600, version="v2"), Ruling(Decision.APPROVED, shown))
+    assert (result.status, result.amount_minor, result.pending_amount_minor) == (
+        "pending",
+        0,
+        85500,
+    )
+    assert result.reason == (
+        "approved before at acme/retainer 1.25 h x EUR 95.00 = EUR 118.75;"
+        " now acme/retainer 9.00 h x EUR 95.00 = EUR 855.00: review again"
+    )
+    # In an `auto` budget an approval decided nothing: the new figures are charged as usual.
+    auto = assess(budget(), entry(9 * 3600, version="v2"), Ruling(Decision.APPROVED, shown))
+    assert (auto.status, auto.amount_minor) == ("deducted", 85500)
+
+
+def test_an_approval_does_not_follow_the_entry_to_another_budget() -> None:
+    """A config change re-routes the entry to another customer's review budget."""
+    shown = assess(budget(approval="review"), entry()).priced
+    globex = customer(
+        "globex", index=1, budgets=(budget("support", approval="review", rate="120.00"),)
+    )
+    acme = customer(match=(("other", Criteria(), None),))
+    moved = Pricer([acme, globex]).assess(entry(), Ruling(Decision.APPROVED, shown))
+    assert (moved.status, moved.customer_id, moved.amount_minor) == ("pending", "globex", 0)
+    assert moved.reason is not None and "approved before at acme/retainer" in moved.reason
+
+
+def test_an_exclusion_holds_while_the_figures_hold_and_is_flagged_when_they_change() -> None:
+    shown = assess(budget(), entry()).priced
+    excluded = Ruling(Decision.EXCLUDED, shown)
+    kept = assess(budget(), entry(description="renamed", version="v2"), excluded)
+    assert (kept.status, kept.reason) == ("excluded", "excluded by operator")
+    changed = assess(budget(), entry(3 * 3600, version="v3"), excluded)
+    assert (changed.status, changed.amount_minor) == ("pending", 0)
+    assert changed.reason is not None
+    assert changed.reason.startswith("excluded before at acme/retainer 1.00 h")
+
+
+def test_work_charged_at_unchanged_figures_stays_charged_when_review_is_switched_on() -> None:
+    auto = assess(budget(), entry())
+    assert auto.priced is not None
+    charged = Ruling(charged=auto.priced.version)
+    review = budget(approval="review")
+    assert assess(review, entry(description="x", version="v2"), charged).status == "deducted"
+    assert assess(review, entry(7200, version="v3"), charged).status == "pending"
+    assert assess(review, entry(external_id="new")).status == "pending"
 
 
 def test_money_budget_without_a_rate_excludes_its_work() -> None:
@@ -440,6 +511,45 @@ def two_customers() -> Pricer:
             ),
         ]
     )
+
+
+def test_an_entry_one_budget_excludes_is_offered_to_the_next() -> None:
+    """Issue 10, unreachable budgets: `internal` work excluded by the retainer used to stay
+    excluded although the customer's second budget takes exactly that."""
+    retainer = budget("retainer", exclude=Criteria(tags=("internal",)))
+    internal = budget("internal", rate="50.00")
+    pricer = Pricer([customer(budgets=(retainer, internal))])
+    moved = pricer.assess(entry(tags=("Internal",)))
+    assert (moved.status, moved.budget_id, moved.amount_minor) == ("deducted", "internal", 5000)
+    assert pricer.assess(entry()).budget_id == "retainer"
+    # When no budget accepts it, the first whose include took it says why it is excluded.
+    only = Pricer([customer(budgets=(retainer, budget("x", exclude=Criteria(tags=("internal",)))))])
+    kept = only.assess(entry(tags=("internal",)))
+    assert (kept.status, kept.budget_id, kept.reason) == (
+        "excluded",
+        "retainer",
+        "excluded by tag internal",
+    )
+
+
+def test_check_names_budgets_that_can_receive_nothing() -> None:
+    shadowed = customer(budgets=(budget("retainer"), budget("extra")))
+    assert unreachable_budgets([shadowed]) == [
+        "customers[0].budgets[extra]: budget acme/extra can receive nothing: budget retainer"
+        " before it takes every entry (it has no include or exclude); narrow that, or name"
+        " 'extra' in a match rule's `budget`"
+    ]
+    narrowed = customer(
+        budgets=(budget("retainer", exclude=Criteria(tags=("internal",))), budget("extra"))
+    )
+    named = customer(
+        match=(("harvest", Criteria(), None), ("toggl", Criteria(), "extra")),
+        budgets=(budget("retainer"), budget("extra")),
+    )
+    assert unreachable_budgets([narrowed, named]) == []
+    fixed = customer(match=(("harvest", Criteria(), "retainer"),), budgets=shadowed.budgets)
+    [warning] = unreachable_budgets([fixed])
+    assert "every match rule of the customer names another budget" in warning
 
 
 def test_first_matching_rule_wins_over_a_later_more_specific_one() -> None:
