@@ -321,7 +321,10 @@ def _after_next_sync(settings: Settings, books: Books | None, row: BalanceRow) -
 def _refill_cell(refill: RefillSummary | None, unit: str) -> str:
     if refill is None:
         return ""
-    paid = f" ({refill.amount_paid} paid)" if refill.partly_paid else ""
+    tax = " incl. tax" if refill.invoice_total != refill.invoice_amount else ""
+    paid = (
+        f" ({refill.amount_paid} of {refill.invoice_total} paid{tax})" if refill.partly_paid else ""
+    )
     return f"{refill.id} {refill.status} {refill.amount} {unit}{paid}"
 
 

@@ -30,9 +30,10 @@ P = schema.postings
 @dataclass(frozen=True, slots=True)
 class RefillSummary:
     """A refill as reports show it. `amount` is in the budget's unit (`unit`: the currency
-    code, or "hours"), `invoice_amount` and
-    `amount_paid` (what the sink says was received so far, None when it does not say) in the
-    customer's currency; `invoice` is the sink's number for it (or its id)."""
+    code, or "hours"), `invoice_amount` (net), `invoice_total` (tax included, as the sink
+    reports it; the net amount until it does) and `amount_paid` (what the sink says was
+    received so far, tax included, None when it does not say) in the customer's currency;
+    `invoice` is the sink's number for it (or its id)."""
 
     id: str
     customer: str
@@ -40,6 +41,7 @@ class RefillSummary:
     amount: Decimal
     unit: str
     invoice_amount: Decimal
+    invoice_total: Decimal
     amount_paid: Decimal | None
     partly_paid: bool
     status: str
@@ -201,6 +203,7 @@ def _refill_summary(refill: Refill) -> RefillSummary:
         amount=from_minor(refill.amount_minor, refill.unit),
         unit="hours" if refill.unit == HOUR_UNIT else refill.unit,
         invoice_amount=from_minor(refill.terms.amount_minor, refill.currency),
+        invoice_total=from_minor(refill.total_minor, refill.currency),
         amount_paid=None if paid is None else from_minor(paid, refill.currency),
         partly_paid=refill.partly_paid,
         status=refill.status,
