@@ -31,9 +31,9 @@ from sync.config.values import Invalid, as_amount
 from sync.model import (
     EntryStatus,
     format_amount,
-    from_minor,
     minor_digits,
     parse_decimal,
+    shown_amount,
     to_minor,
 )
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
@@ -315,7 +315,7 @@ def _after_next_sync(settings: Settings, books: Books | None, row: BalanceRow) -
     customer = settings.customer(row.customer)
     assert customer is not None  # the rows are built from the configured customers
     budget = next(b for b in customer.budgets if b.id == row.budget)
-    return row.balance + from_minor(delta, budget_unit(customer, budget))
+    return shown_amount(row.balance_minor + delta, budget_unit(customer, budget))
 
 
 def _refill_cell(refill: RefillSummary | None, unit: str) -> str:
