@@ -630,7 +630,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(settings.invoicing)} sinks, {len(settings.customers)} customers)"
     )
     # Legal settings that do not do what they seem to: said, but not an error (exit unchanged).
-    warnings = setting_warnings(settings) + tax_warnings(settings)
+    warnings = setting_warnings(settings) + tax_warnings(settings) + _server_warnings(settings)
     for warning in warnings + unreachable_budgets(settings.customers):
         _out(f"warning: {warning}")
     if not args.connections:
@@ -651,6 +651,17 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     for sink in settings.invoicing:
         failures += _try(f"sink {sink.name}", app.sinks.__getitem__, sink.name)
     return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _server_warnings(settings: Settings) -> list[str]:
+    """An unset `${VAR}` under `server` stops only `serve` (every other command runs without
+    it), so `check` says so instead of passing silently or failing every command."""
+    warnings = []
+    for where, problem in settings.server.unresolved:
+        what, _, hint = problem.partition("; ")
+        warning = f"{where}: {what}: `prepaid serve` will refuse to start"
+        warnings.append(f"{warning} ({hint})" if hint else warning)
+    return warnings
 
 
 def _try(label: str, adapter: Callable[[str], TimeSource | InvoiceSink], name: str) -> int:
