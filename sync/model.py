@@ -87,6 +87,19 @@ def from_minor(minor: int, unit: str) -> Decimal:
     return Decimal(minor).scaleb(-minor_digits(unit))
 
 
+def shown_amount(minor: int, unit: str) -> Decimal:
+    """An amount as the read commands show it: money exactly, hours to two decimals (half away
+    from zero, as the statement shows them). The ledger keeps whole seconds; a view that shows
+    several figures that must add up derives them from rounded running totals (see
+    `sync.views.reports`), never by rounding each figure on its own."""
+    if unit == HOUR_UNIT:
+        hundredths = (Decimal(minor) * 100 / SECONDS_PER_HOUR).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP
+        )
+        return hundredths.scaleb(-2)
+    return from_minor(minor, unit)
+
+
 def format_amount(minor: int, unit: str) -> str:
     """The decimal string of an amount, e.g. "1234.50" for EUR, "12" for JPY, "1.25" hours."""
     return str(from_minor(minor, unit))

@@ -193,6 +193,9 @@ class InvoiceState:
 
     `step` is the sink's own progress marker ("created", "item_added", "finalized", "sent");
     the engine stores it and hands it back so a crashed run resumes where it stopped.
+    `amount_paid_minor` and `total_minor` are what the sink says was received and what the
+    invoice asks for, both including tax; a sink that does not know the total leaves it None
+    (the invoice is then taken to ask for the refill's net amount).
     """
 
     invoice_id: str | None = None
@@ -202,6 +205,7 @@ class InvoiceState:
     status: InvoiceStatus = InvoiceStatus.DRAFT
     amount_paid_minor: int | None = None
     detail: str | None = None
+    total_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

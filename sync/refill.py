@@ -468,25 +468,33 @@ class RefillService:
             report.voided.append(refill_id)
             if moved.partly_paid:
                 report.errors.append(
-                    f"{refill_id}: invoice {state.status} with {self._paid_text(moved)} already"
-                    " paid; that part is not credited: settle it with the client (refund or"
-                    " `prepaid topup`)"
+                    f"{refill_id}: invoice {state.status} with"
+                    f" {self._paid_text(moved, 'already paid')}; that part is not credited:"
+                    " settle it with the client (refund or `prepaid topup`)"
                 )
             return "void"
 
     def _note_part_paid(self, refill: Refill, state: InvoiceState, report: RefillReport) -> None:
-        paid = state.amount_paid_minor or 0
-        if 0 < paid < refill.terms.amount_minor:
-            shown = replace(refill, amount_paid_minor=paid)
+        """Report a payment of less than the invoice's total. Payments include tax, so they are
+        compared with the total the sink reports, never with the net amount credited."""
+        shown = replace(
+            refill,
+            amount_paid_minor=state.amount_paid_minor or 0,
+            invoice_total_minor=state.total_minor or refill.invoice_total_minor,
+        )
+        if shown.partly_paid:
             report.paid_in_part.append(
-                f"{refill.id}: {self._paid_text(shown)} paid; credited when paid in full"
+                f"{refill.id}: {self._paid_text(shown)}; credited when paid in full"
             )
 
     @staticmethod
-    def _paid_text(refill: Refill) -> str:
+    def _paid_text(refill: Refill, verb: str = "paid") -> str:
+        """ "400.00 of 1000.00 EUR paid", or "1100.00 of 1210.00 EUR paid (incl. tax)" when
+        the invoice carries tax: both figures are the invoice's, tax included."""
         paid = format_amount(refill.amount_paid_minor or 0, refill.currency)
-        due = format_amount(refill.terms.amount_minor, refill.currency)
-        return f"{paid} of {due} {refill.currency}"
+        due = format_amount(refill.total_minor, refill.currency)
+        tax = " (incl. tax)" if refill.taxed else ""
+        return f"{paid} of {due} {refill.currency} {verb}{tax}"
 
     def _credit(self, conn: Connection, refill: Refill, why: str, *, after: str = "") -> None:
         """Credit the refill's amount once. A refill credited on issue whose credit was taken

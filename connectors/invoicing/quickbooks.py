@@ -275,6 +275,7 @@ def _state_of(invoice: Mapping[str, Any], step: str) -> InvoiceState:
         status=status,
         amount_paid_minor=_minor(paid, currency),
         detail=detail,
+        total_minor=_minor(total, currency) if total else None,  # TotalAmt includes tax
     )
 
 

@@ -435,7 +435,17 @@ def _state_of(invoice: stripe.Invoice, step: str) -> InvoiceState:
         status=status,
         amount_paid_minor=invoice.amount_paid,
         detail=None if raw in _STATUSES else f"unknown Stripe invoice status {raw!r}",
+        total_minor=_total_of(invoice),
     )
+
+
+def _total_of(invoice: stripe.Invoice) -> int | None:
+    """What the client is asked to pay, tax included: `amount_due` (the total less any credit
+    balance applied), else `total`; None while neither is known (a draft without items)."""
+    for value in (getattr(invoice, "amount_due", None), getattr(invoice, "total", None)):
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _retry_after(exc: stripe.StripeError) -> float | None:

@@ -241,6 +241,11 @@ class XeroSink:
         if raw in ("VOIDED", "DELETED"):
             details.append(f"{raw.lower()} in Xero")
         paid = invoice.get("AmountPaid")
+        # `Total` includes tax; without it, what was paid plus what is still due.
+        total = _decimal(invoice.get("Total"))
+        paid_so_far, due = _decimal(paid), _decimal(invoice.get("AmountDue"))
+        if total is None and paid_so_far is not None and due is not None:
+            total = paid_so_far + due
         return InvoiceState(
             invoice_id=str(invoice.get("InvoiceID")),
             number=invoice.get("InvoiceNumber") or None,
@@ -249,6 +254,7 @@ class XeroSink:
             status=status,
             amount_paid_minor=_minor(_decimal(paid), currency) if paid is not None else None,
             detail="; ".join(details) or None,
+            total_minor=_minor(total, currency) if total else None,
         )
 
 

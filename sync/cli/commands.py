@@ -31,9 +31,9 @@ from sync.config.values import Invalid, as_amount
 from sync.model import (
     EntryStatus,
     format_amount,
-    from_minor,
     minor_digits,
     parse_decimal,
+    shown_amount,
     to_minor,
 )
 from sync.ports import ConnectorError, InvoiceSink, TimeSource
@@ -315,13 +315,16 @@ def _after_next_sync(settings: Settings, books: Books | None, row: BalanceRow) -
     customer = settings.customer(row.customer)
     assert customer is not None  # the rows are built from the configured customers
     budget = next(b for b in customer.budgets if b.id == row.budget)
-    return row.balance + from_minor(delta, budget_unit(customer, budget))
+    return shown_amount(row.balance_minor + delta, budget_unit(customer, budget))
 
 
 def _refill_cell(refill: RefillSummary | None, unit: str) -> str:
     if refill is None:
         return ""
-    paid = f" ({refill.amount_paid} paid)" if refill.partly_paid else ""
+    tax = " incl. tax" if refill.invoice_total != refill.invoice_amount else ""
+    paid = (
+        f" ({refill.amount_paid} of {refill.invoice_total} paid{tax})" if refill.partly_paid else ""
+    )
     return f"{refill.id} {refill.status} {refill.amount} {unit}{paid}"
 
 
@@ -627,7 +630,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(settings.invoicing)} sinks, {len(settings.customers)} customers)"
     )
     # Legal settings that do not do what they seem to: said, but not an error (exit unchanged).
-    warnings = setting_warnings(settings) + tax_warnings(settings)
+    warnings = setting_warnings(settings) + tax_warnings(settings) + _server_warnings(settings)
     for warning in warnings + unreachable_budgets(settings.customers):
         _out(f"warning: {warning}")
     if not args.connections:
@@ -648,6 +651,17 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     for sink in settings.invoicing:
         failures += _try(f"sink {sink.name}", app.sinks.__getitem__, sink.name)
     return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _server_warnings(settings: Settings) -> list[str]:
+    """An unset `${VAR}` under `server` stops only `serve` (every other command runs without
+    it), so `check` says so instead of passing silently or failing every command."""
+    warnings = []
+    for where, problem in settings.server.unresolved:
+        what, _, hint = problem.partition("; ")
+        warning = f"{where}: {what}: `prepaid serve` will refuse to start"
+        warnings.append(f"{warning} ({hint})" if hint else warning)
+    return warnings
 
 
 def _try(label: str, adapter: Callable[[str], TimeSource | InvoiceSink], name: str) -> int:

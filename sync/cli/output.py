@@ -76,6 +76,7 @@ def refill_json(refill: RefillSummary) -> dict[str, Any]:
         "amount": amount_text(refill.amount),
         "unit": refill.unit,
         "invoice_amount": amount_text(refill.invoice_amount),
+        "invoice_total": amount_text(refill.invoice_total),
         "amount_paid": amount_text(refill.amount_paid),
         "partly_paid": refill.partly_paid,
         "status": refill.status,

@@ -84,7 +84,8 @@ class Refill:
     (`issued` or `paid`). The invoice asked for: `sink`, `currency`, `terms`, `attempt`,
     `idempotency_key`, `config_hash` (the settings it was made from), `balance_minor` (the
     balance when raised). What the sink reported: `invoice_id`, `invoice_number`, `invoice_url`,
-    `step`, `invoice_status`, `amount_paid_minor` (money received so far, when the sink says).
+    `step`, `invoice_status`, `amount_paid_minor` (money received so far, when the sink says),
+    `invoice_total_minor` (what the invoice asks for, tax included, when the sink says).
     State: `status`, `error` (why the sink refused or failed), `payment_error`, and the times
     `created_at`, `updated_at`, `issued_at`, `paid_at`, `closed_at`.
     """
@@ -110,6 +111,7 @@ class Refill:
     step: str
     invoice_status: str | None
     amount_paid_minor: int | None
+    invoice_total_minor: int | None
     error: str | None
     payment_error: str | None
     created_at: dt.datetime
@@ -124,10 +126,21 @@ class Refill:
         return self.status in OPEN_REFILL_STATUSES
 
     @property
+    def total_minor(self) -> int:
+        """What the invoice asks for, tax included: the sink's total, or the net amount while
+        the sink has not reported one. Payments (which include tax) are compared with this."""
+        return self.invoice_total_minor or self.terms.amount_minor
+
+    @property
+    def taxed(self) -> bool:
+        """True when the invoice's total differs from the net amount (tax on the invoice)."""
+        return self.total_minor != self.terms.amount_minor
+
+    @property
     def partly_paid(self) -> bool:
         """True when the sink reports some, but not all, of the invoice as paid."""
         paid = self.amount_paid_minor or 0
-        return self.status != RefillStatus.PAID and 0 < paid < self.terms.amount_minor
+        return self.status != RefillStatus.PAID and 0 < paid < self.total_minor
 
     def invoice_state(self) -> InvoiceState:
         """The sink's last reported state, handed back to it to resume or refresh."""
@@ -138,6 +151,7 @@ class Refill:
             step=self.step,
             status=InvoiceStatus(self.invoice_status or InvoiceStatus.DRAFT),
             amount_paid_minor=self.amount_paid_minor,
+            total_minor=self.invoice_total_minor,
         )
 
 
@@ -170,6 +184,9 @@ def _refill(row: Row[Any]) -> Refill:
         step=row.step or "",
         invoice_status=row.invoice_status,
         amount_paid_minor=None if row.amount_paid_minor is None else int(row.amount_paid_minor),
+        invoice_total_minor=None
+        if row.invoice_total_minor is None
+        else int(row.invoice_total_minor),
         error=row.error,
         payment_error=row.payment_error,
         created_at=row.created_at,
@@ -342,6 +359,8 @@ def record_invoice_state(
         values["step"] = state.step
     if state.amount_paid_minor is not None:
         values["amount_paid_minor"] = state.amount_paid_minor
+    if state.total_minor:
+        values["invoice_total_minor"] = state.total_minor
     conn.execute(R.update().where(R.c.id == refill_id).values(**values))
 
 
@@ -410,6 +429,7 @@ def transition(
             "invoice_url": None,
             "invoice_status": None,
             "amount_paid_minor": None,
+            "invoice_total_minor": None,
             "error": None,
             **_terms_values(retry.terms),
         }

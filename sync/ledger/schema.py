@@ -199,6 +199,7 @@ refills = Table(
     Column("step", String(40), nullable=False, default=""),
     Column("invoice_status", String(20)),
     Column("amount_paid_minor", BigInteger),
+    Column("invoice_total_minor", BigInteger),
     Column("error", Text),
     Column("payment_error", Text),
     Column("created_at", UTCDateTime, nullable=False),

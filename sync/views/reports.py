@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, func, literal, null, select, union_all
 
 from sync.ledger import Refill, balances, list_refills, open_refills, schema
-from sync.model import HOUR_UNIT, EntryStatus, from_minor, to_minor
+from sync.model import HOUR_UNIT, EntryStatus, from_minor, shown_amount, to_minor
 from sync.rules import budget_unit
 from sync.settings import Settings
 from sync.views.chart import BalancePoint
@@ -30,9 +30,10 @@ P = schema.postings
 @dataclass(frozen=True, slots=True)
 class RefillSummary:
     """A refill as reports show it. `amount` is in the budget's unit (`unit`: the currency
-    code, or "hours"), `invoice_amount` and
-    `amount_paid` (what the sink says was received so far, None when it does not say) in the
-    customer's currency; `invoice` is the sink's number for it (or its id)."""
+    code, or "hours"), `invoice_amount` (net), `invoice_total` (tax included, as the sink
+    reports it; the net amount until it does) and `amount_paid` (what the sink says was
+    received so far, tax included, None when it does not say) in the customer's currency;
+    `invoice` is the sink's number for it (or its id)."""
 
     id: str
     customer: str
@@ -40,6 +41,7 @@ class RefillSummary:
     amount: Decimal
     unit: str
     invoice_amount: Decimal
+    invoice_total: Decimal
     amount_paid: Decimal | None
     partly_paid: bool
     status: str
@@ -54,7 +56,11 @@ class RefillSummary:
 class BalanceRow:
     """One configured budget. `unit` is "money" or "hours" (amounts are then in `currency`
     or in hours); `pending` is what entries waiting for review would deduct once approved,
-    `below` the refill threshold (None without automatic refills)."""
+    `below` the refill threshold (None without automatic refills).
+
+    Amounts are as shown (`shown_amount`: hours to two decimals), and add up as shown:
+    `opening + credited - debited == balance`. `balance_minor` is the exact balance in ledger
+    units (seconds for hours), for anything that computes with it."""
 
     customer: str
     customer_name: str
@@ -68,6 +74,7 @@ class BalanceRow:
     pending: Decimal
     below: Decimal | None
     open_refill: RefillSummary | None
+    balance_minor: int = 0
 
     @property
     def unit_label(self) -> str:
@@ -126,7 +133,9 @@ class InvalidRow:
 
 @dataclass(frozen=True, slots=True)
 class LedgerRow:
-    """One posting, with its budget's balance right after it (both in `unit`)."""
+    """One posting, with its budget's balance right after it (both in `unit`, as shown:
+    `amount` is the difference of the shown balances before and after it, so a budget's
+    amounts add up to its shown balance; for money that is the posting's exact amount)."""
 
     id: int
     recorded_at: dt.datetime
@@ -170,6 +179,11 @@ def balance_rows(
             unit = budget_unit(customer, budget)
             p = parts.get((customer.id, budget.id))
             opening, credited, debited = (p.opening, p.credited, p.debited) if p else (0, 0, 0)
+            # Shown figures of the running totals; the parts are their differences, so what is
+            # shown adds up even where hours are rounded.
+            shown_opening = shown_amount(opening, unit)
+            shown_added = shown_amount(opening + credited, unit)
+            shown_balance = shown_amount(opening + credited - debited, unit)
             refill = refills.get((customer.id, budget.id))
             rows.append(
                 BalanceRow(
@@ -178,15 +192,16 @@ def balance_rows(
                     budget=budget.id,
                     unit=budget.unit,
                     currency=customer.currency,
-                    balance=from_minor(opening + credited - debited, unit),
-                    opening=from_minor(opening, unit),
-                    credited=from_minor(credited, unit),
-                    debited=from_minor(debited, unit),
-                    pending=from_minor(pending.get((customer.id, budget.id), 0), unit),
+                    balance=shown_balance,
+                    opening=shown_opening,
+                    credited=shown_added - shown_opening,
+                    debited=shown_added - shown_balance,
+                    pending=shown_amount(pending.get((customer.id, budget.id), 0), unit),
                     below=None
                     if budget.refill is None
-                    else from_minor(to_minor(budget.refill.below, unit), unit),
+                    else shown_amount(to_minor(budget.refill.below, unit), unit),
                     open_refill=None if refill is None else _refill_summary(refill),
+                    balance_minor=opening + credited - debited,
                 )
             )
     return rows
@@ -201,6 +216,7 @@ def _refill_summary(refill: Refill) -> RefillSummary:
         amount=from_minor(refill.amount_minor, refill.unit),
         unit="hours" if refill.unit == HOUR_UNIT else refill.unit,
         invoice_amount=from_minor(refill.terms.amount_minor, refill.currency),
+        invoice_total=from_minor(refill.total_minor, refill.currency),
         amount_paid=None if paid is None else from_minor(paid, refill.currency),
         partly_paid=refill.partly_paid,
         status=refill.status,
@@ -311,7 +327,11 @@ def ledger_rows(conn: Connection, *, customer_id: str | None = None) -> list[Led
     rows = []
     for p in conn.execute(stmt):
         key = (p.customer_id, p.budget_id)
-        running[key] = running.get(key, 0) + int(p.amount_minor)
+        before = running.get(key, 0)
+        running[key] = before + int(p.amount_minor)
+        # The balance is shown rounded (hours: two decimals) and each line as the difference
+        # of the shown balances around it, so the lines add up to the balance as shown.
+        shown_after = shown_amount(running[key], p.unit)
         rows.append(
             LedgerRow(
                 id=int(p.id),
@@ -320,9 +340,9 @@ def ledger_rows(conn: Connection, *, customer_id: str | None = None) -> list[Led
                 customer=p.customer_id,
                 budget=p.budget_id,
                 kind=p.kind,
-                amount=from_minor(int(p.amount_minor), p.unit),
+                amount=shown_after - shown_amount(before, p.unit),
                 unit=p.unit,
-                balance_after=from_minor(running[key], p.unit),
+                balance_after=shown_after,
                 reason=p.reason,
                 note=p.note,
                 entry_id=p.entry_id,

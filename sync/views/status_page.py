@@ -231,9 +231,12 @@ def _pending(data: StatusData, csrf: str) -> str:
             + cell(r.description)
             + cell(r.hours, num=True)
             + cell(_with_unit(r.amount, r.unit), num=True)
+            + cell(r.reason)
             + f"<td>{buttons}</td></tr>"
         )
-    headers = ["Date", "Budget", "Person", "Task", "Description", "Hours", "Amount", ""]
+    # "Why" says why the entry waits: a budget that reviews everything, or a decision made on
+    # other figures ("approved before at ...; now ...: review again").
+    headers = ["Date", "Budget", "Person", "Task", "Description", "Hours", "Amount", "Why", ""]
     more = ""
     if len(data.pending) >= PENDING_LIMIT:
         more = (

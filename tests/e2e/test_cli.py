@@ -212,6 +212,21 @@ def test_bad_config_exits_2_with_yaml_path(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "nope.yaml" in missing.stderr
 
 
+def test_check_warns_that_serve_will_refuse_an_unset_server_variable(sqlite_story: Path) -> None:
+    """Only `serve` needs `server.status_token`: `check` passes (exit 0) but says so."""
+    text = sqlite_story.read_text()
+    line = "  # status_token: ${PREPAID_STATUS_TOKEN}"
+    assert line in text
+    unset = "PREPAID_TEST_TOKEN_NOBODY_SETS"
+    sqlite_story.write_text(text.replace(line, f"  status_token: ${{{unset}}}"))
+    result = run(sqlite_story, "check")
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"warning: server.status_token: environment variable {unset} is not set:"
+        " `prepaid serve` will refuse to start" in result.stdout
+    )
+
+
 def test_every_command_has_help() -> None:
     commands = [
         ["sync"],

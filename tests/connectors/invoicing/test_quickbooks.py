@@ -159,7 +159,9 @@ def test_issue_refreshes_saves_rotation_first_then_looks_up_and_creates() -> Non
     body = post.body.decode() if isinstance(post.body, bytes) else post.body
     assert body == POST_BODY
     assert post.headers["Content-Type"] == "application/json"
-    assert recorded == [InvoiceState("130", "1037", None, "created", InvoiceStatus.OPEN, 0, None)]
+    assert recorded == [
+        InvoiceState("130", "1037", None, "created", InvoiceStatus.OPEN, 0, None, 190000)
+    ]
     assert final == recorded[0]
 
 
@@ -402,6 +404,22 @@ def test_refresh_maps_balance(name: str, status: str, paid: int, detail: str | N
 
     assert (state.status, state.amount_paid_minor, state.detail) == (status, paid, detail)
     assert (state.invoice_id, state.number) == ("130", "1037")
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_refresh_reports_the_total_amount_including_tax() -> None:
+    """TotalAmt (tax included) is what a payment is compared with; a voided invoice (total 0)
+    reports none, so the refill keeps the total it had."""
+    add_token()
+    responses.get(f"{API}/invoice/130", json=fixture("invoice_part_paid.json"))
+    responses.get(f"{API}/invoice/130", json=fixture("invoice_voided.json"))
+    sink = make_sink()
+
+    part = sink.refresh(InvoiceState("130", step="created"))
+    voided = sink.refresh(InvoiceState("130", step="created"))
+
+    assert (part.amount_paid_minor, part.total_minor) == (100000, 190000)
+    assert voided.total_minor is None
 
 
 @responses.activate(assert_all_requests_are_fired=True)

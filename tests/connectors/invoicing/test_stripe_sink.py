@@ -154,8 +154,8 @@ def test_full_flow_sends_exact_bodies_and_idempotency_keys() -> None:
     assert recorded == [
         InvoiceState(INV, None, None, "created", InvoiceStatus.DRAFT, 0),
         InvoiceState(INV, None, None, "item_added", InvoiceStatus.DRAFT, 0),
-        InvoiceState(INV, "9F3C1A2B-0007", url, "finalized", InvoiceStatus.OPEN, 0),
-        InvoiceState(INV, "9F3C1A2B-0007", url, "sent", InvoiceStatus.OPEN, 0),
+        InvoiceState(INV, "9F3C1A2B-0007", url, "finalized", InvoiceStatus.OPEN, 0, None, 190000),
+        InvoiceState(INV, "9F3C1A2B-0007", url, "sent", InvoiceStatus.OPEN, 0, None, 190000),
     ]
     assert final == recorded[-1]
 

@@ -175,7 +175,7 @@ def test_issue_refreshes_saves_rotation_first_then_looks_up_and_creates() -> Non
     assert body == PUT_BODY
     assert put.headers["Content-Type"] == "application/json"
     assert recorded == [
-        InvoiceState(INVOICE, "INV-0042", None, "created", InvoiceStatus.OPEN, 0, None)
+        InvoiceState(INVOICE, "INV-0042", None, "created", InvoiceStatus.OPEN, 0, None, 229900)
     ]
     assert final == recorded[0]
     assert store.values == {STORE_KEY: ROTATED}
@@ -454,6 +454,17 @@ def test_refresh_maps_status(name: str, status: str, paid: int, detail: str | No
 
     assert (state.status, state.amount_paid_minor, state.detail) == (status, paid, detail)
     assert (state.invoice_id, state.number, state.step) == (INVOICE, "INV-0042", "created")
+
+
+@responses.activate(assert_all_requests_are_fired=True)
+def test_refresh_reports_the_total_including_tax() -> None:
+    """A part payment (1000.00) is compared with the invoice's Total (1900.00 + 399.00 tax)."""
+    add_token()
+    responses.get(f"{API}/Invoices/{INVOICE}", json=fixture("invoice_part_paid.json"))
+
+    state = make_sink().refresh(InvoiceState(INVOICE, step="created"))
+
+    assert (state.amount_paid_minor, state.total_minor) == (100000, 229900)
 
 
 def test_refresh_without_invoice_id_makes_no_call() -> None:

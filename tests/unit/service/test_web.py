@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +326,28 @@ def test_a_button_on_a_stale_page_decides_nothing(story: Story) -> None:
         == 400
     )
     assert story.balances()["globex/support"] == "10.00"
+
+
+def test_the_review_table_says_why_an_entry_waits_again(story: Story) -> None:
+    """An approved entry edited to other figures goes back to review; the page says it was
+    approved before, on which figures, and what they are now."""
+    client = logged_in(story)
+    with story.app.ledger.read() as conn:
+        (pending,) = entry_rows(conn, status="pending")
+    form = {"csrf": story.web.csrf, "version": pending.priced_version or ""}
+    assert client.post(f"/entries/{pending.id}/approve", data=form).status_code == 303
+    export = story.config.parent / "entries.csv"
+    export.write_text(export.read_text().replace(",1.5,Cara", ",2,Cara"))
+    assert story.scheduler.run_source("exports") == "ok"
+
+    with story.app.ledger.read() as conn:
+        (again,) = entry_rows(conn, status="pending")
+    assert again.id == pending.id and again.reason and "review again" in again.reason
+    html = client.get("/").get_data(as_text=True)
+    review = html[html.index('<section id="review">') :]
+    assert "<th>Why</th>" in review
+    assert escape(again.reason) in review
+    assert "approved before at" in again.reason
 
 
 def test_oversized_form_is_refused(story: Story) -> None:

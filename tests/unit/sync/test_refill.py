@@ -545,6 +545,70 @@ def test_a_taxed_stripe_invoice_credits_the_budget_its_net_amount(db_url: str) -
     assert credit == 100000
 
 
+def test_a_taxed_invoice_paid_in_part_is_compared_with_its_total(db_url: str) -> None:
+    """Payments include tax: 1100.00 of a 1210.00 invoice (1000.00 net + 21 %) is a part
+    payment, shown against the total; paid in full, the budget is credited the net 1000.00."""
+    from connectors.invoicing.stripe import StripeSink
+    from sync.settings import InvoiceTo, Secret, StripeSettings
+    from tests.fakes.stripe_server import FakeStripe
+
+    base = money_customer(opening="290.00", below="300.00", amount="1000.00")
+    to = InvoiceTo(sink="stripe", email="accounts@acme.example", tax_rates=("txr_vat21",))
+    settings = settings_for(db_url, replace(base, invoice_to=to))
+    ledger = Ledger(db_url)
+    ledger.upgrade()
+    ensure_books(ledger, settings, Pricer(settings.customers))
+    with FakeStripe() as fake:
+        fake.tax_percent["txr_vat21"] = Decimal(21)
+        sink = StripeSink(
+            StripeSettings(
+                yaml_path="invoicing[0]",
+                name="stripe",
+                type="stripe",
+                api_key=Secret(fake.api_key),
+                base_url=fake.base_url,
+                max_network_retries=0,
+            ),
+            sleep=lambda seconds: None,
+        )
+        svc = RefillService(ledger, settings, {"stripe": sink}, clock=lambda: CLOCK[0])
+        assert svc.run().issued == ["acme-retainer-1"]
+        (invoice,) = fake.invoices_for_refill("acme-retainer-1")
+        fake.pay_in_part(invoice["id"], 110000)
+        report = svc.run()
+        assert report.paid_in_part == [
+            "acme-retainer-1: 1100.00 of 1210.00 EUR paid (incl. tax); credited when paid in full"
+        ]
+        assert report.credited == [] and balance(ledger) == 29000
+        with ledger.read() as conn:
+            [row] = refill_rows(conn, open_only=True)
+        assert (row.amount_paid, row.invoice_total, row.invoice_amount, row.partly_paid) == (
+            Decimal("1100.00"),
+            Decimal("1210.00"),
+            Decimal("1000.00"),
+            True,
+        )
+        fake.pay_in_part(invoice["id"], 11000)
+        assert svc.run().credited == ["acme-retainer-1"]
+    assert balance(ledger) == 29000 + 100000
+
+
+def test_a_voided_taxed_invoice_paid_in_part_names_the_total(db_url: str) -> None:
+    """A part payment on a taxed invoice that is then voided is reported against the total."""
+    ledger, settings, sink = setup(db_url, opening="0")
+    svc = service(ledger, settings, sink)
+    svc.run()
+    sink.invoices["acme-retainer-1"] = replace(
+        sink.invoices["acme-retainer-1"],
+        status=InvoiceStatus.UNCOLLECTIBLE,
+        amount_paid_minor=110000,
+        total_minor=121000,
+    )
+    report = svc.run()
+    assert report.voided == ["acme-retainer-1"] and report.partial
+    assert "1100.00 of 1210.00 EUR already paid (incl. tax)" in report.errors[0]
+
+
 def test_check_warns_about_tax_settings_that_would_not_credit_the_net_amount() -> None:
     from sync.settings import InvoiceTo, Secret, XeroSettings
     from sync.tax import tax_warnings

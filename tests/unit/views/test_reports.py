@@ -137,3 +137,57 @@ def test_status_page_labels_times_with_the_zone_and_amounts_with_their_unit(
         html = render_status(load_status(conn, app.settings, NOW), csrf="x")
     assert f"Last run ({TZ})" in html
     assert "1011.50 EUR" in html
+
+
+def hours_app(database: str) -> App:
+    """Globex with a 10-hour budget, then a 20-minute top-up and two 20-minute entries: no
+    figure but the opening is a whole number of hundredths of an hour."""
+    budget = dataclasses.replace(
+        money_customer().budgets[0], unit="hours", opening_balance=Decimal(10), refill=None
+    )
+    globex = dataclasses.replace(money_customer(), id="globex", budgets=(budget,))
+    app = App(settings_for(database, globex))
+    app.prepare()
+    at = dt.datetime(2026, 11, 20, tzinfo=UTC)
+    rows = [
+        ("topup", PostingKind.TOPUP, 1200),
+        ("entry-1", PostingKind.ENTRY, -1200),
+        ("entry-2", PostingKind.ENTRY, -1200),
+    ]
+    with app.ledger.begin() as conn:
+        conn.execute(
+            insert(schema.postings),
+            [
+                {**posting(key, "globex", amount, at), "kind": kind, "unit": "HOUR"}
+                for key, kind, amount in rows
+            ],
+        )
+    return app
+
+
+def test_hours_are_shown_to_two_decimals_and_add_up_as_shown(sqlite_url: str) -> None:
+    """10.00 h + 0.33 h (20 min) - 2 x 20 min: the balance shows 9.67 h and its parts add up
+    to it as shown, in the table and in JSON; the ledger's lines add up to its balances."""
+    from sync.cli.output import balance_json, ledger_json
+
+    app = hours_app(sqlite_url)
+    with app.ledger.read() as conn:
+        [row] = balance_rows(conn, app.settings, "globex")
+        lines = ledger_rows(conn, customer_id="globex")
+    assert (row.opening, row.credited, row.debited, row.balance) == (
+        Decimal("10.00"),
+        Decimal("0.33"),
+        Decimal("0.66"),
+        Decimal("9.67"),
+    )
+    shown = balance_json(row)
+    figures = {k: Decimal(shown[k]) for k in ("opening", "credited", "debited", "balance")}
+    assert figures["opening"] + figures["credited"] - figures["debited"] == figures["balance"]
+    assert all(len(shown[k].split(".")[1]) == 2 for k in figures)
+    assert [(line.amount, line.balance_after) for line in lines] == [
+        (Decimal("10.00"), Decimal("10.00")),
+        (Decimal("0.33"), Decimal("10.33")),
+        (Decimal("-0.33"), Decimal("10.00")),
+        (Decimal("-0.33"), Decimal("9.67")),
+    ]
+    assert [ledger_json(line)["amount"] for line in lines] == ["10.00", "0.33", "-0.33", "-0.33"]
