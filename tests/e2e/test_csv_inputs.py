@@ -152,3 +152,41 @@ def test_an_export_filtered_to_one_client_leaves_the_others_alone(
     assert run(config, "sync", "--full").returncode == 0
     balances = {row["customer"]: row["balance"] for row in run_json(config, "balance")}
     assert balances == {"acme": "2800.00", "globex": "1000.00"}
+
+
+def test_a_folder_of_exports_each_a_snapshot_of_its_own_scope(tmp_path: Path, db_url: str) -> None:
+    """Issue 10 (filtered exports): `path` names a folder; files apply in name order, a later
+    export decides its dates and clients, and a file that disappears reverses nothing."""
+    config = tmp_path / "config.yaml"
+    config.write_text(TWO_CLIENTS.format(db_url=db_url).replace("path: export.csv", "path: in"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    header = "date,hours,client,description\n"
+    (folder / "2026-10.csv").write_text(header + "2026-10-05,1,ACME Corp,october\n")
+    (folder / "2026-11-acme.csv").write_text(header + "2026-11-02,2,ACME Corp,a\n")
+    (folder / "2026-11-globex.csv").write_text(header + "2026-11-02,3,Globex,g\n")
+    done = run(config, "sync")
+    assert done.returncode == 0, done.stdout + done.stderr
+    balances = {row["customer"]: row["balance"] for row in run_json(config, "balance")}
+    assert balances == {"acme": "2700.00", "globex": "700.00"}
+    # A later export of ACME's November (a later name) decides ACME's November: "a" is
+    # 0.5 h now, though the earlier file still says 2 h.
+    (folder / "2026-11-zacme.csv").write_text(
+        header + "2026-11-02,0.5,ACME Corp,a\n2026-11-03,1,ACME Corp,b\n"
+    )
+    done = run(config, "sync")
+    assert done.returncode == 0, done.stdout + done.stderr
+    balances = {row["customer"]: row["balance"] for row in run_json(config, "balance")}
+    assert balances == {"acme": "2750.00", "globex": "700.00"}
+    # October's file is gone: its entry stays charged; an empty folder reverses nothing.
+    (folder / "2026-10.csv").unlink()
+    assert run(config, "sync").returncode == 0
+    for name in ("2026-11-acme.csv", "2026-11-globex.csv", "2026-11-zacme.csv"):
+        (folder / name).unlink()
+    empty = run(config, "sync")
+    assert empty.returncode == 1, empty.stdout + empty.stderr
+    assert "has no .csv file (sources[0].path): nothing read, nothing reversed" in (
+        empty.stdout + empty.stderr
+    )
+    balances = {row["customer"]: row["balance"] for row in run_json(config, "balance")}
+    assert balances == {"acme": "2750.00", "globex": "700.00"}

@@ -701,3 +701,113 @@ def test_an_empty_file_and_an_unknown_format_are_errors(tmp_path: Path) -> None:
         make_source(write(tmp_path / "e.csv", "\n\n")).check_connection()
     with pytest.raises(ConnectorError, match="unknown CSV format 'excel'"):
         make_source(tmp_path / "e.csv", "excel")
+
+
+# --- folders and globs (issue 10, filtered exports) ------------------------------------------
+
+NOV_HEADER = "date,hours,client,description\n"
+
+
+def folder_of(tmp_path: Path, **files: str) -> Path:
+    folder = tmp_path / "exports"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        write(folder / f"{name}.csv", NOV_HEADER + text)
+    return folder
+
+
+def test_a_folder_is_read_in_name_order_each_file_a_snapshot_of_its_scope(
+    tmp_path: Path,
+) -> None:
+    folder = folder_of(
+        tmp_path,
+        b_november="2026-11-02,2,ACME Corp,n\n",
+        a_october="2026-10-05,1,ACME Corp,o\n2026-10-06,1,Globex,g\n",
+    )
+    write(folder / "notes.txt", "not an export\n")
+    pages = fetch(folder)
+    assert [e.description for e in entries_of(pages)] == ["o", "g", "n"]
+    october = DateWindow(dt.date(2026, 10, 5), dt.date(2026, 10, 6))
+    november = DateWindow(dt.date(2026, 11, 2), dt.date(2026, 11, 2))
+    # Scopes are diffed once every file is applied: the last file's page, then the others'.
+    assert [(p.snapshot, p.snapshot_complete, p.snapshot_clients) for p in pages] == [
+        (october, False, frozenset({"ACME Corp", "Globex"})),
+        (november, True, frozenset({"ACME Corp"})),
+        (october, True, frozenset({"ACME Corp", "Globex"})),
+    ]
+    assert [p.cursor is not None for p in pages] == [False, False, True]
+    assert make_source(folder).check_connection() == f"{folder} (2 files): 3 rows, generic format"
+
+
+def test_a_later_file_decides_the_rows_of_its_scope(tmp_path: Path) -> None:
+    """A re-saved export (a later name) replaces the earlier one for its dates and clients:
+    a row deleted since is not kept alive by the older file, and an edited row is read once.
+    """
+    folder = folder_of(
+        tmp_path,
+        export_1="2026-10-30,1,ACME Corp,kept\n2026-11-02,1,ACME Corp,deleted\n"
+        "2026-11-03,1,ACME Corp,edited\n2026-11-03,1,Globex,other client\n",
+        export_2="2026-11-01,1,ACME Corp,early\n2026-11-03,4,ACME Corp,edited\n"
+        "2026-11-04,1,ACME Corp,new\n",
+    )
+    entries = entries_of(fetch(folder))
+    assert [(e.description, e.seconds) for e in entries] == [
+        ("kept", 3600),
+        ("other client", 3600),
+        ("early", 3600),
+        ("edited", 4 * 3600),
+        ("new", 3600),
+    ]
+
+
+def test_an_unchanged_set_is_not_read_and_any_change_re_reads_it(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, a="2026-11-01,1,ACME Corp,x\n", b="2026-11-02,1,ACME Corp,y\n")
+    cursor = fetch(folder)[-1].cursor
+    assert fetch(folder, cursor=cursor) == []
+    write(folder / "b.csv", NOV_HEADER + "2026-11-02,2,ACME Corp,y\n")
+    pages = fetch(folder, cursor=cursor)
+    assert [e.seconds for e in entries_of(pages)] == [3600, 7200]
+    changed = pages[-1].cursor
+    assert changed not in (None, cursor)
+    (folder / "a.csv").rename(folder / "c.csv")  # a rename changes the order: read again
+    assert fetch(folder, cursor=changed) != []
+
+
+def test_a_file_that_disappears_covers_nothing(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, a="2026-10-01,1,ACME Corp,x\n", b="2026-11-02,1,ACME Corp,y\n")
+    (folder / "a.csv").unlink()
+    pages = fetch(folder)
+    assert [p.snapshot for p in pages if p.snapshot_complete] == [
+        DateWindow(dt.date(2026, 11, 2), dt.date(2026, 11, 2))
+    ]
+
+
+def test_a_glob_names_the_files_and_an_empty_one_is_a_clear_error(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, **{"2026-10": "2026-10-01,1,A,x\n", "old": "2026-09-01,1,A,o\n"})
+    pages = fetch(folder / "2026-*.csv")
+    assert [e.description for e in entries_of(pages)] == ["x"]
+    with pytest.raises(ConnectorError) as raised:
+        fetch(folder / "2027-*.csv")
+    assert str(raised.value) == (
+        f"no file matches {folder / '2027-*.csv'} (sources[1].path): nothing read, nothing reversed"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConnectorError, match=r"has no \.csv file \(sources\[1\]\.path\)"):
+        fetch(empty)
+
+
+def test_the_date_order_one_file_proves_holds_for_the_sources_other_files(
+    tmp_path: Path,
+) -> None:
+    folder = folder_of(tmp_path, a="01/11/2026,1,A,x\n07/11/2026,1,A,y\n", b="15/03/2026,1,A,z\n")
+    pages = fetch(folder)
+    assert [e.spent_date for e in entries_of(pages)] == [
+        dt.date(2026, 11, 1),
+        dt.date(2026, 11, 7),
+        dt.date(2026, 3, 15),
+    ]
+    assert pages[-1].cursor is not None and pages[-1].cursor.endswith(" dmy")
+    write(folder / "c.csv", NOV_HEADER + "03/16/2026,1,A,w\n")
+    with pytest.raises(ConnectorError, match=r"b\.csv: 15/03/2026 \(line 2\) is day first but c"):
+        fetch(folder)
