@@ -4,10 +4,13 @@ The source's `path` may name a folder or glob of such files, applied in name ord
 later file decides the rows of its scope (`csv_files`); every file's scope is diffed only
 once all of them are applied.
 
-Exports carry no stable ids, so a row's identity is a short hash of what identifies the work
-(date, user, client, project, task, description, start time) plus an occurrence counter for
-identical rows ("3f9c...#2"). Editing a row's hours is then an update of the same entry (its
-`version`, a hash of the row's recognised cells, changes), not a deletion and an addition.
+Exports carry no stable ids, so a row's identity is a short hash of what a person does not
+edit about the work (date, user, client, project, task, start time) plus an occurrence counter
+for rows that share it, in file order ("3f9c...#2"). Editing a row's hours or description is
+then an update of the same entry (its `version`, a hash of the row's recognised cells,
+changes), not a deletion and an addition. Each entry also names the id the previous release
+derived (the description included) as its `former_id`, so the engine carries a stored entry
+over to its new id instead of reversing and charging it again.
 A file with an `id` column uses it as the identity; its `updated_at` column is not the version
 (an edit under an unchanged stamp is still an edit), only kept with the row.
 
@@ -180,37 +183,72 @@ def _short_hash(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def work_id(head: RowHead) -> str:
+    """A row's identity without an id column: what a person does not edit about the work
+    (date, person, client, project, task, start), so an edit of its hours or description is
+    a new version of the same entry. Rows that share it are told apart by their order in the
+    file: the first keeps it, the next are "...#2", "...#3" (see `_Identities`).
+    """
+    key = _SEP.join(
+        (
+            head.day.isoformat(),
+            head.user or "",
+            head.client or "",
+            head.project or "",
+            head.task or "",
+            head.start.isoformat() if head.start else "",
+        )
+    )
+    return _short_hash(key)
+
+
+def _former_key(head: RowHead) -> bytes:
+    """The identity releases before this one gave a row: the description was part of it."""
+    key = _SEP.join(
+        (
+            head.day.isoformat(),
+            head.user or "",
+            head.client or "",
+            head.project or "",
+            head.task or "",
+            head.description,
+            head.start.isoformat() if head.start else "",
+        )
+    )
+    return hashlib.blake2b(key.encode(), digest_size=8).digest()
+
+
 @dataclass(slots=True)
 class _Identities:
     """Stable ids for one pass over a file. Memory is one small counter per distinct identity
     (about 100 bytes), never the rows themselves.
+
+    Rows that share an identity (one person's two entries of a task on one day, without
+    start times) are told apart by their order, never merged. That never charges what the
+    file does not say: each row is one entry, so the total is the file's; and when rows swap
+    places, or one before them goes, an entry's figures change and a review decision made on
+    the old ones no longer applies (it is held for review again, design.md I4a). Making such
+    rows invalid instead would leave ordinary work (Harvest exports have no start) unbilled.
     """
 
-    seen: dict[bytes | str, int] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    former_seen: dict[bytes, int] = field(default_factory=dict)
 
-    def of(self, head: RowHead) -> tuple[str, int]:
-        """The row's external id, and how many rows so far had it (this one included)."""
+    def of(self, head: RowHead) -> tuple[str, str | None]:
+        """The row's external id, and the id the previous release gave it (None with an id
+        column: that never changed), so the ledger carries its entry over (`former_id`).
+        Both count rows in file order, as the previous release did.
+        """
         if head.row_id is not None:
-            return head.row_id, self._count("=" + head.row_id)
-        key = _SEP.join(
-            (
-                head.day.isoformat(),
-                head.user or "",
-                head.client or "",
-                head.project or "",
-                head.task or "",
-                head.description,
-                head.start.isoformat() if head.start else "",
-            )
+            return head.row_id, None
+        base = work_id(head)
+        count = self.seen[base] = self.seen.get(base, 0) + 1
+        digest = _former_key(head)
+        former = self.former_seen[digest] = self.former_seen.get(digest, 0) + 1
+        return (
+            base if count == 1 else f"{base}#{count}",
+            digest.hex() if former == 1 else f"{digest.hex()}#{former}",
         )
-        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-        count = self._count(digest)
-        return (digest.hex() if count == 1 else f"{digest.hex()}#{count}"), count
-
-    def _count(self, key: bytes | str) -> int:
-        count = self.seen.get(key, 0) + 1
-        self.seen[key] = count
-        return count
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,11 +520,12 @@ class CsvSource:
                     raw["(cells beyond the header)"] = row[len(header) :]
                 try:
                     fields = parser.parse(row)
-                    external_id, _ = identities.of(fields.head)
-                    if later and _decided_later(later, fields.head.day, fields.head.client):
+                    head = fields.head
+                    external_id, former_id = identities.of(head)
+                    if later and _decided_later(later, head.day, head.client):
                         continue
-                    if fields.head.row_id in scan.duplicates:
-                        raise BadRow(_duplicate(external_id, scan), fields.head.day, fields.head)
+                    if head.row_id in scan.duplicates:
+                        raise BadRow(_duplicate(external_id, scan), head.day, head)
                 except BadRow as bad:
                     if later and _decided_later(later, bad.day, parser.client_of(row)):
                         continue
@@ -504,7 +543,7 @@ class CsvSource:
                         snapshot_clients=scan.clients,
                     )
                     entries, invalid = [], []
-                entries.append(_entry(source, external_id, fields, raw))
+                entries.append(_entry(source, external_id, fields, raw, former_id))
             if read.hexdigest() != scan.digest:
                 raise ConnectorError(f"{read.name} changed while being read: the next run retries")
         yield Page(
@@ -568,11 +607,18 @@ def _duplicate(row_id: str, scan: _Scan) -> str:
     return f"id {row_id!r} appears on lines {listed}: keep one row per id"
 
 
-def _entry(source: str, external_id: str, fields: RowFields, raw: dict[str, Any]) -> TimeEntry:
+def _entry(
+    source: str,
+    external_id: str,
+    fields: RowFields,
+    raw: dict[str, Any],
+    former_id: str | None = None,
+) -> TimeEntry:
     head = fields.head
     return TimeEntry(
         source=source,
         external_id=external_id,
+        former_id=former_id,
         version=_short_hash(_SEP.join(fields.cells)),
         spent_date=head.day,
         seconds=fields.seconds,

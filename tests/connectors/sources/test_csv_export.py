@@ -58,7 +58,8 @@ def expected(**fields: Any) -> TimeEntry:
 
 
 def identity_hash(*parts: str) -> str:
-    """The documented identity: date, user, client, project, task, description, start."""
+    """The documented identity: date, user, client, project, task, start (issue 10: the
+    description is edited like the hours, so it is not part of it)."""
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
 
@@ -111,7 +112,7 @@ def test_generic_rows_become_exact_entries() -> None:
         ),
     ]
     assert entries[0].external_id == identity_hash(
-        "2026-03-02", "Ada Lovelace", "ACME Corp", "Website", "Design", "Homepage mockups", ""
+        "2026-03-02", "Ada Lovelace", "ACME Corp", "Website", "Design", ""
     )
     assert entries[1].external_id == identity_hash(
         "2026-03-02",
@@ -119,7 +120,6 @@ def test_generic_rows_become_exact_entries() -> None:
         "ACME Corp",
         "Website",
         "Development",
-        "API work",
         "2026-03-02T08:00:00+00:00",
     )
     assert entries[0].raw["invoice_ref"] == "X-1"  # extra columns kept for audit, not parsed
@@ -401,7 +401,7 @@ def test_edited_hours_keep_the_id_and_change_the_version(tmp_path: Path) -> None
 def test_identical_rows_get_distinct_ids(tmp_path: Path) -> None:
     path = write(tmp_path / "dup.csv", GENERIC_HEADER + ROWS[0] * 3)
     ids = [e.external_id for e in entries_of(fetch(path))]
-    base = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "Build", "")
+    base = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "")
     assert ids == [base, f"{base}#2", f"{base}#3"]
 
 
@@ -465,7 +465,7 @@ def test_bad_rows_become_invalid_records_and_the_rest_goes_on() -> None:
     }
     # An invalid edit keeps the identity of the row, so it never reads as a deletion.
     assert bad_hours.external_id == identity_hash(
-        "2026-03-03", "Ada", "ACME Corp", "Website", "Dev", "Bad hours", ""
+        "2026-03-03", "Ada", "ACME Corp", "Website", "Dev", ""
     )
     assert page.invalid[0].external_id is None
     assert page.invalid[6].raw["(cells beyond the header)"] == [" comma"]
@@ -811,3 +811,45 @@ def test_the_date_order_one_file_proves_holds_for_the_sources_other_files(
     write(folder / "c.csv", NOV_HEADER + "03/16/2026,1,A,w\n")
     with pytest.raises(ConnectorError, match=r"b\.csv: 15/03/2026 \(line 2\) is day first but c"):
         fetch(folder)
+
+
+# --- identity without an id column (issue 10, filtered exports) ------------------------------
+
+
+def test_an_edited_description_keeps_the_id_and_changes_the_version(tmp_path: Path) -> None:
+    """A person edits the hours and the description, not the date, person, client, project,
+    task or start: such an edit is a new version of the same entry, not a delete and an add."""
+    before = entries_of(fetch(write(tmp_path / "a.csv", GENERIC_HEADER + "".join(ROWS))))
+    edited = [ROWS[0].replace(",Build\n", ",Build the API\n").replace(",1.5,", ",2,"), *ROWS[1:]]
+    after = entries_of(fetch(write(tmp_path / "b.csv", GENERIC_HEADER + "".join(edited))))
+    assert [e.external_id for e in after] == [e.external_id for e in before]
+    assert (after[0].description, after[0].seconds) == ("Build the API", 7200)
+    assert after[0].version != before[0].version
+
+
+def test_rows_of_the_same_work_are_told_apart_by_their_order(tmp_path: Path) -> None:
+    """Two rows of one person, day, project and task without a start are two entries, never
+    merged: the first keeps the identity, the next is "#2"."""
+    second = ROWS[0].replace(",1.5,", ",0.5,").replace(",Build\n", ",Fix\n")
+    pages = fetch(write(tmp_path / "same.csv", GENERIC_HEADER + ROWS[0] + second))
+    base = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "")
+    assert [(e.external_id, e.seconds) for e in entries_of(pages)] == [
+        (base, 5400),
+        (f"{base}#2", 1800),
+    ]
+    assert [r for page in pages for r in page.invalid] == []
+
+
+def test_entries_name_the_id_the_previous_release_gave_them(tmp_path: Path) -> None:
+    """The ledger carries an entry stored under its old id (with the description) over to
+    the new one, so the upgrade neither reverses nor charges anything."""
+    text = GENERIC_HEADER + ROWS[0] + ROWS[0] + "2026-03-04,1,Ada,ACME Corp,Website,Dev,true,x\n"
+    entries = entries_of(fetch(write(tmp_path / "old.csv", text)))
+    old = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "Build", "")
+    assert [e.former_id for e in entries] == [
+        old,
+        f"{old}#2",
+        identity_hash("2026-03-04", "Ada", "ACME Corp", "Website", "Dev", "x", ""),
+    ]
+    with_ids = entries_of(fetch(write(tmp_path / "ids.csv", "id,date,hours\n7,2026-03-02,1\n")))
+    assert [(e.external_id, e.former_id) for e in with_ids] == [("7", None)]
