@@ -254,6 +254,7 @@ class SyncEngine:
         for entry in page.entries:
             latest[entry.external_id] = entry
         existing = store.stored_versions(conn, source, list(latest))
+        self._carry_over(conn, source, latest, existing)
         # Entries of a snapshot page are marked seen by this run (the deletion diff reads it).
         seen_run = state.run_id if page.snapshot is not None else None
         seen_unchanged: list[int] = []
@@ -307,6 +308,29 @@ class SyncEngine:
             store.resolve_by_external_ids(conn, source, list(latest), now)
         if page.cursor is not None:
             store.save_cursor(conn, source, page.cursor)
+
+    @staticmethod
+    def _carry_over(
+        conn: Connection,
+        source: str,
+        latest: dict[str, TimeEntry],
+        existing: dict[str, store.StoredVersion],
+    ) -> None:
+        """Entries stored under the id an earlier release derived (`TimeEntry.former_id`) take
+        their new id, so an upgrade neither reverses nor charges anything, and postings and
+        review decisions stay with the work. Looked up only for entries not found by id.
+        """
+        former = {
+            entry.former_id: external_id
+            for external_id, entry in latest.items()
+            if entry.former_id is not None and external_id not in existing
+        }
+        if not former:
+            return
+        found = store.stored_versions(conn, source, list(former))
+        store.rename_entries(conn, [(stored.id, former[old]) for old, stored in found.items()])
+        for old, stored in found.items():
+            existing[former[old]] = stored._replace(external_id=former[old])
 
     @staticmethod
     def _count(summary: RunSummary, status: str) -> None:

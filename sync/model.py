@@ -152,6 +152,9 @@ class TimeEntry:
     rate: Decimal | None = None
     rate_currency: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # The id an earlier release gave this entry (CSV rows without an id column): an entry
+    # stored under it is renamed to `external_id`, keeping its postings and decisions.
+    former_id: str | None = field(default=None, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)

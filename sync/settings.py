@@ -242,7 +242,10 @@ class ClockifySettings(SourceSettings):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CsvSettings(SourceSettings):
-    """A CSV export on disk: each file is a full snapshot of the dates it covers.
+    """CSV exports on disk: each file is a full snapshot of the dates it covers.
+
+    `file` (the YAML's `path`): one file, a folder (its `*.csv` files) or a glob, the files
+    applied in name order.
 
     `date_order`: how D/M/Y-like dates are read; `auto` reads only what the source's dates
     prove (README, "CSV exports").

@@ -1,10 +1,16 @@
 """CSV exports as a time source: a file on disk is a full snapshot of the dates it covers, for
 the clients it names (the source's `snapshot` setting: `dates_and_clients`, `dates`, `none`).
+The source's `path` may name a folder or glob of such files, applied in name order, where a
+later file decides the rows of its scope (`csv_files`); every file's scope is diffed only
+once all of them are applied.
 
-Exports carry no stable ids, so a row's identity is a short hash of what identifies the work
-(date, user, client, project, task, description, start time) plus an occurrence counter for
-identical rows ("3f9c...#2"). Editing a row's hours is then an update of the same entry (its
-`version`, a hash of the row's recognised cells, changes), not a deletion and an addition.
+Exports carry no stable ids, so a row's identity is a short hash of what a person does not
+edit about the work (date, user, client, project, task, start time) plus an occurrence counter
+for rows that share it, in file order ("3f9c...#2"). Editing a row's hours or description is
+then an update of the same entry (its `version`, a hash of the row's recognised cells,
+changes), not a deletion and an addition. Each entry also names the id the previous release
+derived (the description included) as its `former_id`, so the engine carries a stored entry
+over to its new id instead of reversing and charging it again.
 A file with an `id` column uses it as the identity; its `updated_at` column is not the version
 (an edit under an unchanged stamp is still an edit), only kept with the row.
 
@@ -13,9 +19,10 @@ window: every readable date of the file) and checks that at least one row is val
 pass yields pages of up to `PAGE_SIZE` entries, every page marked as a snapshot of that window
 and the last one complete, so the engine can reverse entries whose rows vanished. A file with no
 valid row is never a snapshot (it would delete everything): its one page only reports the
-invalid rows. The cursor is the sha256 of the file's bytes, so an unchanged file costs one hash
-and no page, followed by the date order the source has proven ("<sha256> dmy"): the adapter
-keeps no other state, and `date_order: auto` must remember a proof across files.
+invalid rows. The cursor is the sha256 of the file's bytes (of the names and bytes of a set
+of files), so an unchanged set costs one hash per file and no page, followed by the date order
+the source has proven ("<sha256> dmy"): the adapter keeps no other state, and
+`date_order: auto` must remember a proof across files.
 Both passes hash what they parse; a file that changes in between fails the run
 before the last page, the one that completes the snapshot and carries the cursor.
 
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import datetime as dt
 import hashlib
 import io
 import itertools
@@ -41,6 +49,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from connectors.sources.csv_files import Scope, export_files, file_digest, set_digest
 from connectors.sources.csv_formats import (
     DATE_ORDERS,
     FORMATS,
@@ -59,15 +68,6 @@ from sync.settings import CsvSettings
 
 PAGE_SIZE = 5000
 _SEP = "\x1f"  # joins hashed fields: a control character nobody types into a cell
-
-
-def _file_digest(path: Path) -> str:
-    """sha256 of the file's bytes: the cursor, cheap enough to decide that nothing changed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _HashingReader(io.RawIOBase):
@@ -183,80 +183,130 @@ def _short_hash(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def work_id(head: RowHead) -> str:
+    """A row's identity without an id column: what a person does not edit about the work
+    (date, person, client, project, task, start), so an edit of its hours or description is
+    a new version of the same entry. Rows that share it are told apart by their order in the
+    file: the first keeps it, the next are "...#2", "...#3" (see `_Identities`).
+    """
+    key = _SEP.join(
+        (
+            head.day.isoformat(),
+            head.user or "",
+            head.client or "",
+            head.project or "",
+            head.task or "",
+            head.start.isoformat() if head.start else "",
+        )
+    )
+    return _short_hash(key)
+
+
+def _former_key(head: RowHead) -> bytes:
+    """The identity releases before this one gave a row: the description was part of it."""
+    key = _SEP.join(
+        (
+            head.day.isoformat(),
+            head.user or "",
+            head.client or "",
+            head.project or "",
+            head.task or "",
+            head.description,
+            head.start.isoformat() if head.start else "",
+        )
+    )
+    return hashlib.blake2b(key.encode(), digest_size=8).digest()
+
+
 @dataclass(slots=True)
 class _Identities:
     """Stable ids for one pass over a file. Memory is one small counter per distinct identity
     (about 100 bytes), never the rows themselves.
+
+    Rows that share an identity (one person's two entries of a task on one day, without
+    start times) are told apart by their order, never merged. That never charges what the
+    file does not say: each row is one entry, so the total is the file's; and when rows swap
+    places, or one before them goes, an entry's figures change and a review decision made on
+    the old ones no longer applies (it is held for review again, design.md I4a). Making such
+    rows invalid instead would leave ordinary work (Harvest exports have no start) unbilled.
     """
 
-    seen: dict[bytes | str, int] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    former_seen: dict[bytes, int] = field(default_factory=dict)
 
-    def of(self, head: RowHead) -> tuple[str, int]:
-        """The row's external id, and how many rows so far had it (this one included)."""
+    def of(self, head: RowHead) -> tuple[str, str | None]:
+        """The row's external id, and the id the previous release gave it (None with an id
+        column: that never changed), so the ledger carries its entry over (`former_id`).
+        Both count rows in file order, as the previous release did.
+        """
         if head.row_id is not None:
-            return head.row_id, self._count("=" + head.row_id)
-        key = _SEP.join(
-            (
-                head.day.isoformat(),
-                head.user or "",
-                head.client or "",
-                head.project or "",
-                head.task or "",
-                head.description,
-                head.start.isoformat() if head.start else "",
-            )
+            return head.row_id, None
+        base = work_id(head)
+        count = self.seen[base] = self.seen.get(base, 0) + 1
+        digest = _former_key(head)
+        former = self.former_seen[digest] = self.former_seen.get(digest, 0) + 1
+        return (
+            base if count == 1 else f"{base}#{count}",
+            digest.hex() if former == 1 else f"{digest.hex()}#{former}",
         )
-        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-        count = self._count(digest)
-        return (digest.hex() if count == 1 else f"{digest.hex()}#{count}"), count
-
-    def _count(self, key: bytes | str) -> int:
-        count = self.seen.get(key, 0) + 1
-        self.seen[key] = count
-        return count
 
 
 @dataclass(frozen=True, slots=True)
 class _Scan:
-    """What the scan pass learned: the bytes' hash, the snapshot window, the date order the
-    file is read in (None: every date it has is unambiguous), what its dates proved about that
-    order, and (for `check_connection` only) the row counts.
+    """What the scan pass learned about one file: its bytes' hash, the snapshot window, the
+    date order the file is read in (None: every date it has is unambiguous), and (for
+    `check_connection` only) the row counts.
     """
 
+    path: Path
     digest: str
     window: DateWindow | None
     order: str | None
     rows: int
     invalid: int
-    proven: str | None = None
     duplicates: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     clients: frozenset[str] | None = None
+
+    @property
+    def scope(self) -> Scope | None:
+        """What the file is a complete list of, if anything."""
+        return None if self.window is None else Scope(self.window, self.clients)
+
+
+Proof = tuple[str, int, str]  # a date's text, its line, its file's name
 
 
 @dataclass(slots=True)
 class _Evidence:
-    """The first date, with its line, that proves each order or needs one: for messages."""
+    """The first date, with its line and file, that proves each order or needs one."""
 
-    day_first: tuple[str, int] | None = None
-    month_first: tuple[str, int] | None = None
-    ambiguous: tuple[str, int] | None = None
+    day_first: Proof | None = None
+    month_first: Proof | None = None
+    ambiguous: Proof | None = None
 
-    def note(self, dates: Dates, line: int) -> None:
-        """Record what `dates` learned while reading the record on `line`."""
+    def note(self, dates: Dates, line: int, name: str) -> None:
+        """Record what `dates` learned while reading the record on `line` of file `name`."""
         if self.day_first is None and dates.day_first_proof is not None:
-            self.day_first = (dates.day_first_proof, line)
+            self.day_first = (dates.day_first_proof, line, name)
         if self.month_first is None and dates.month_first_proof is not None:
-            self.month_first = (dates.month_first_proof, line)
+            self.month_first = (dates.month_first_proof, line, name)
         if self.ambiguous is None and dates.ambiguous is not None:
-            self.ambiguous = (dates.ambiguous, line)
+            self.ambiguous = (dates.ambiguous, line, name)
+
+    def add(self, other: _Evidence) -> None:
+        """Evidence of the source's next file: the first proof of each kind is kept."""
+        self.day_first = self.day_first or other.day_first
+        self.month_first = self.month_first or other.month_first
+        self.ambiguous = self.ambiguous or other.ambiguous
 
 
 def split_cursor(cursor: str | None) -> tuple[str | None, str | None]:
-    """The stored cursor as (file digest, date order the source proved before).
+    """The stored cursor as (digest of the files, date order the source proved before).
 
-    The cursor is the file's sha256, followed by " dmy" or " mdy" once a file of the source
-    proved its date order: the adapter keeps no other state, and the engine stores the cursor
-    with the page that completes the file, so only an accepted file teaches an order.
+    The cursor is the files' digest (`csv_files.set_digest`), followed by " dmy" or " mdy"
+    once a file of the source proved its date order: the adapter keeps no other state, and the
+    engine stores the cursor with the page that completes the set, so only accepted files
+    teach an order.
     """
     if not cursor:
         return None, None
@@ -270,7 +320,9 @@ def join_cursor(digest: str, order: str | None) -> str:
 
 
 class CsvSource:
-    """A CSV export on disk, read as a full snapshot of its dates (see the module docstring)."""
+    """CSV exports on disk (a file, a folder or a glob), each read as a full snapshot of its
+    scope (see the module docstring and `csv_files`).
+    """
 
     def __init__(self, settings: CsvSettings) -> None:
         if settings.format not in FORMATS:
@@ -306,56 +358,67 @@ class CsvSource:
         return self._settings.name
 
     def check_connection(self) -> str:
-        """Read the whole file once; say how many rows it has and how many are invalid."""
-        scan = self._scan(count_invalid=True, remembered=None)
-        invalid = f" ({scan.invalid} invalid)" if scan.invalid else ""
-        return f"{self._settings.file}: {scan.rows} rows{invalid}, {self._format.name} format"
+        """Read every file once; say how many rows they have and how many are invalid."""
+        scans, _ = self._scan(self._files(), count_invalid=True, remembered=None)
+        rows, bad = sum(s.rows for s in scans), sum(s.invalid for s in scans)
+        invalid = f" ({bad} invalid)" if bad else ""
+        files = f" ({len(scans)} files)" if len(scans) > 1 else ""
+        return f"{self._settings.file}{files}: {rows} rows{invalid}, {self._format.name} format"
 
     def fetch(self, request: FetchRequest) -> Iterator[Page]:
-        """The whole file as snapshot pages; nothing when it is unchanged since `cursor`.
+        """Every file as snapshot pages; nothing when the set is unchanged since `cursor`.
 
-        `request.window` only forces a re-read: the file decides which dates it covers.
+        `request.window` only forces a re-read: the files decide which dates they cover.
         """
-        self._require_file()
+        files = self._files()
         digest, remembered = split_cursor(request.cursor)
-        unchanged = digest is not None and digest == self._digest()
+        unchanged = digest is not None and digest == self._set_digest(files)
         if unchanged and request.window is None:
             return
-        yield from self._pages(self._scan(count_invalid=False, remembered=remembered))
+        scans, proven = self._scan(files, count_invalid=False, remembered=remembered)
+        yield from self._pages(scans, proven)
 
     # --- passes ---------------------------------------------------------------------------
 
-    def _scan(self, count_invalid: bool, remembered: str | None) -> _Scan:
-        """Scan the file in the set order; in `auto`, in the order the source has proven (by
-        this file or an earlier one), or refuse the file when its dates leave it open.
+    def _scan(
+        self, files: list[Path], count_invalid: bool, remembered: str | None
+    ) -> tuple[list[_Scan], str | None]:
+        """Scan the files in the set order; in `auto`, in the order the source has proven (by
+        these files or earlier ones), or refuse the set when its dates leave it open. The
+        order is the source's, not a file's: files that contradict each other are refused.
         """
         setting = self._settings.date_order
         order = setting if setting != "auto" else remembered
-        scan, evidence = self._scan_once(order, count_invalid)
+        scanned = [self._scan_once(path, order, count_invalid) for path in files]
+        scans = [scan for scan, _ in scanned]
         if setting != "auto":
-            return scan
+            return scans, None
+        evidence = _Evidence()
+        for _, found in scanned:
+            evidence.add(found)
         proven = self._proven_order(evidence, remembered)
         if proven != order:
-            scan, _ = self._scan_once(proven, count_invalid)
-        return replace(scan, proven=proven)
+            scans = [self._scan_once(path, proven, count_invalid)[0] for path in files]
+        return scans, proven
 
     def _proven_order(self, evidence: _Evidence, remembered: str | None) -> str | None:
         """The order the dates prove (or the source proved before), or a ConnectorError."""
-        name, where = self._settings.file.name, f"{self._settings.yaml_path}.date_order"
-        fix = f"set {where} to dmy, mdy or ymd"
+        fix = f"set {self._settings.yaml_path}.date_order to dmy, mdy or ymd"
         day_first, month_first = evidence.day_first, evidence.month_first
         if day_first and month_first:
+            where = f"{day_first[2]}: {day_first[0]} (line {day_first[1]})"
+            other = f"{month_first[0]} (line {month_first[1]})"
+            if day_first[2] != month_first[2]:
+                other = f"{month_first[2]}'s {other}"
             raise ConnectorError(
-                f"{name}: {day_first[0]} (line {day_first[1]}) is day first but "
-                f"{month_first[0]} (line {month_first[1]}) is month first; the file is not "
-                f"read: {fix}",
+                f"{where} is day first but {other} is month first; the file is not read: {fix}",
                 kind="config",
             )
         proven = "dmy" if day_first else "mdy" if month_first else None
         proof = day_first or month_first
         if proven and remembered and proven != remembered and proof:
             raise ConnectorError(
-                f"{name}: {proof[0]} (line {proof[1]}) is "
+                f"{proof[2]}: {proof[0]} (line {proof[1]}) is "
                 f"{'day' if proven == 'dmy' else 'month'} first, but earlier files of this "
                 f"source were {'day' if remembered == 'dmy' else 'month'} first; the file is "
                 f"not read: {fix}",
@@ -363,7 +426,7 @@ class CsvSource:
             )
         proven = proven or remembered
         if proven is None and evidence.ambiguous:
-            text, line = evidence.ambiguous
+            text, line, name = evidence.ambiguous
             raise ConnectorError(
                 f"{name}: {text} (line {line}) reads as day first or month first and no date "
                 f"of this source proves which (a day above 12); the file is not read: {fix}",
@@ -371,7 +434,9 @@ class CsvSource:
             )
         return proven
 
-    def _scan_once(self, order: str | None, count_invalid: bool) -> tuple[_Scan, _Evidence]:
+    def _scan_once(
+        self, path: Path, order: str | None, count_invalid: bool
+    ) -> tuple[_Scan, _Evidence]:
         rows = invalid = 0
         any_valid = False
         first = last = None
@@ -379,7 +444,7 @@ class CsvSource:
         first_line: dict[str, int] = {}
         duplicates: dict[str, tuple[int, ...]] = {}
         clients: set[str] = set()
-        with self._open() as read:
+        with self._open(path) as read:
             parser = self._parser(read, Dates(order))
             dates = parser.dates
             has_ids = "id" in parser.index
@@ -404,20 +469,49 @@ class CsvSource:
                         first = day
                     if last is None or day > last:
                         last = day
-                evidence.note(dates, line)
+                evidence.note(dates, line, read.name)
             window = DateWindow(first, last) if any_valid and first and last else None
             if self._settings.snapshot == "none":
                 window = None  # the file only adds and changes: a missing row deletes nothing
             covered = frozenset(clients) if by_client else None
-            scan = _Scan(read.hexdigest(), window, order, rows, invalid, None, duplicates, covered)
+            scan = _Scan(path, read.hexdigest(), window, order, rows, invalid, duplicates, covered)
             return scan, evidence
 
-    def _pages(self, scan: _Scan) -> Iterator[Page]:
+    def _pages(self, scans: list[_Scan], proven: str | None) -> Iterator[Page]:
+        """Every file's entries in name order, then what completes each file's snapshot.
+
+        Entry pages carry their file's window (so the engine marks their entries seen) but
+        complete nothing, but the last file's last page: a file's scope is diffed only once
+        every file is applied, so a row that moved to a later file is not reversed and
+        charged again in one run. The other files' completions follow as pages without
+        entries; the very last page carries the cursor.
+        """
+        cursor = join_cursor(set_digest([(s.path, s.digest) for s in scans]), proven)
+        completions = [
+            Page(snapshot=s.window, snapshot_complete=True, snapshot_clients=s.clients)
+            for s in scans[:-1]
+            if s.window is not None
+        ]
+        for number, scan in enumerate(scans):
+            later = [s.scope for s in scans[number + 1 :] if s.scope is not None]
+            final = number == len(scans) - 1
+            last_cursor = cursor if final and not completions else None
+            yield from self._file_pages(scan, later, final, last_cursor)
+        if completions:
+            yield from completions[:-1]
+            yield replace(completions[-1], cursor=cursor)
+
+    def _file_pages(
+        self, scan: _Scan, later: list[Scope], final: bool, cursor: str | None
+    ) -> Iterator[Page]:
+        """One file's rows as pages, leaving out those a later file's scope decides. The
+        last page of the `final` file completes its snapshot (and carries `cursor`).
+        """
         source = self._settings.name
         identities = _Identities()
         entries: list[TimeEntry] = []
         invalid: list[InvalidRecord] = []
-        with self._open() as read:
+        with self._open(scan.path) as read:
             parser = self._parser(read, Dates(scan.order))
             header = read.header
             for line, row in read.records():
@@ -426,10 +520,15 @@ class CsvSource:
                     raw["(cells beyond the header)"] = row[len(header) :]
                 try:
                     fields = parser.parse(row)
-                    external_id, _ = identities.of(fields.head)
-                    if fields.head.row_id in scan.duplicates:
-                        raise BadRow(_duplicate(external_id, scan), fields.head.day, fields.head)
+                    head = fields.head
+                    external_id, former_id = identities.of(head)
+                    if later and _decided_later(later, head.day, head.client):
+                        continue
+                    if head.row_id in scan.duplicates:
+                        raise BadRow(_duplicate(external_id, scan), head.day, head)
                 except BadRow as bad:
+                    if later and _decided_later(later, bad.day, parser.client_of(row)):
+                        continue
                     head_id = identities.of(bad.head)[0] if bad.head else parser.row_id(row)
                     locator = f"{read.name} line {line}"
                     invalid.append(
@@ -444,40 +543,32 @@ class CsvSource:
                         snapshot_clients=scan.clients,
                     )
                     entries, invalid = [], []
-                entries.append(_entry(source, external_id, fields, raw))
+                entries.append(_entry(source, external_id, fields, raw, former_id))
             if read.hexdigest() != scan.digest:
                 raise ConnectorError(f"{read.name} changed while being read: the next run retries")
         yield Page(
             entries=tuple(entries),
             invalid=tuple(invalid),
-            cursor=join_cursor(scan.digest, scan.proven),
+            cursor=cursor,
             snapshot=scan.window,
-            snapshot_complete=scan.window is not None,
+            snapshot_complete=final and scan.window is not None,
             snapshot_clients=scan.clients,
         )
 
-    # --- the file -------------------------------------------------------------------------
+    # --- the files ------------------------------------------------------------------------
 
-    def _require_file(self) -> None:
-        path, where = self._settings.file, self._settings.yaml_path
-        if path.is_dir():
-            raise ConnectorError(
-                f"{path} is a folder, not a CSV file ({where}.path)", kind="config"
-            )
-        if not path.is_file():
-            raise ConnectorError(f"file {path} not found (check {where}.path)", kind="config")
+    def _files(self) -> list[Path]:
+        return export_files(self._settings.file, self._settings.yaml_path)
 
-    def _digest(self) -> str:
-        try:
-            return _file_digest(self._settings.file)
-        except OSError as error:
-            path = self._settings.file
-            raise ConnectorError(f"file {path} cannot be read: {error.strerror}") from None
+    @staticmethod
+    def _set_digest(files: list[Path]) -> str:
+        return set_digest([(path, file_digest(path)) for path in files])
 
-    def _open(self) -> _Pass:
-        self._require_file()
+    def _open(self, path: Path) -> _Pass:
         settings = self._settings
-        return _Pass(settings.file, settings.encoding, f"{settings.yaml_path}.encoding")
+        if not path.is_file():
+            raise ConnectorError(f"file {path} not found (check {settings.yaml_path}.path)")
+        return _Pass(path, settings.encoding, f"{settings.yaml_path}.encoding")
 
     def _parser(self, read: _Pass, dates: Dates) -> RowParser:
         """A parser for this file's header, or a ConnectorError naming what to fix."""
@@ -501,6 +592,11 @@ class CsvSource:
         return parser
 
 
+def _decided_later(later: list[Scope], day: dt.date | None, client: str | None) -> bool:
+    """Whether a later file's scope covers this row: then that file says what is there."""
+    return any(scope.covers(day, client) for scope in later)
+
+
 def _duplicate(row_id: str, scan: _Scan) -> str:
     """Why every row of a repeated id is invalid: which one is meant is not for us to pick."""
     lines = [str(line) for line in scan.duplicates[row_id]]
@@ -511,11 +607,18 @@ def _duplicate(row_id: str, scan: _Scan) -> str:
     return f"id {row_id!r} appears on lines {listed}: keep one row per id"
 
 
-def _entry(source: str, external_id: str, fields: RowFields, raw: dict[str, Any]) -> TimeEntry:
+def _entry(
+    source: str,
+    external_id: str,
+    fields: RowFields,
+    raw: dict[str, Any],
+    former_id: str | None = None,
+) -> TimeEntry:
     head = fields.head
     return TimeEntry(
         source=source,
         external_id=external_id,
+        former_id=former_id,
         version=_short_hash(_SEP.join(fields.cells)),
         spent_date=head.day,
         seconds=fields.seconds,

@@ -198,11 +198,10 @@ def _read_clockify(
 def _read_csv(
     reader: FieldReader, m: Mapping[str, object], path: str, common: SourceCommon
 ) -> CsvSettings:
-    # A missing file is fine (the export may arrive later); a folder never will be one.
-    # None when unreadable (say an unset ${VARIABLE}): already reported, and no folder.
-    file = reader.required(m, path, "path", reader.local_path, None, "the CSV file to read")
-    if file is not None and file.is_dir():
-        reader.error(join_path(path, "path"), "is a folder; give the path of a CSV file")
+    # A file, a folder of .csv files or a glob; a missing one is fine (the export may arrive
+    # later: the source's sync says so). None when unreadable (an unset ${VARIABLE}).
+    what = "the CSV file, folder or glob to read"
+    file = reader.required(m, path, "path", reader.local_path, None, what)
     formats = as_choice(*get_args(CsvFormat))
     c = _CSV_DEFAULTS
     return CsvSettings(

@@ -188,6 +188,13 @@ def stored_versions(
     return found
 
 
+def rename_entries(conn: Connection, renames: Sequence[tuple[int, str]]) -> None:
+    """Give stored entries their new external ids (an adapter changed how it derives them):
+    the entry, its postings and its review decision stay one."""
+    for entry_id, external_id in renames:
+        conn.execute(E.update().where(E.c.id == entry_id).values(external_id=external_id))
+
+
 def insert_entries(
     conn: Connection,
     new: Sequence[tuple[TimeEntry, Assessment]],

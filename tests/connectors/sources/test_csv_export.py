@@ -58,7 +58,8 @@ def expected(**fields: Any) -> TimeEntry:
 
 
 def identity_hash(*parts: str) -> str:
-    """The documented identity: date, user, client, project, task, description, start."""
+    """The documented identity: date, user, client, project, task, start (issue 10: the
+    description is edited like the hours, so it is not part of it)."""
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
 
@@ -111,7 +112,7 @@ def test_generic_rows_become_exact_entries() -> None:
         ),
     ]
     assert entries[0].external_id == identity_hash(
-        "2026-03-02", "Ada Lovelace", "ACME Corp", "Website", "Design", "Homepage mockups", ""
+        "2026-03-02", "Ada Lovelace", "ACME Corp", "Website", "Design", ""
     )
     assert entries[1].external_id == identity_hash(
         "2026-03-02",
@@ -119,7 +120,6 @@ def test_generic_rows_become_exact_entries() -> None:
         "ACME Corp",
         "Website",
         "Development",
-        "API work",
         "2026-03-02T08:00:00+00:00",
     )
     assert entries[0].raw["invoice_ref"] == "X-1"  # extra columns kept for audit, not parsed
@@ -401,7 +401,7 @@ def test_edited_hours_keep_the_id_and_change_the_version(tmp_path: Path) -> None
 def test_identical_rows_get_distinct_ids(tmp_path: Path) -> None:
     path = write(tmp_path / "dup.csv", GENERIC_HEADER + ROWS[0] * 3)
     ids = [e.external_id for e in entries_of(fetch(path))]
-    base = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "Build", "")
+    base = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "")
     assert ids == [base, f"{base}#2", f"{base}#3"]
 
 
@@ -465,7 +465,7 @@ def test_bad_rows_become_invalid_records_and_the_rest_goes_on() -> None:
     }
     # An invalid edit keeps the identity of the row, so it never reads as a deletion.
     assert bad_hours.external_id == identity_hash(
-        "2026-03-03", "Ada", "ACME Corp", "Website", "Dev", "Bad hours", ""
+        "2026-03-03", "Ada", "ACME Corp", "Website", "Dev", ""
     )
     assert page.invalid[0].external_id is None
     assert page.invalid[6].raw["(cells beyond the header)"] == [" comma"]
@@ -701,3 +701,155 @@ def test_an_empty_file_and_an_unknown_format_are_errors(tmp_path: Path) -> None:
         make_source(write(tmp_path / "e.csv", "\n\n")).check_connection()
     with pytest.raises(ConnectorError, match="unknown CSV format 'excel'"):
         make_source(tmp_path / "e.csv", "excel")
+
+
+# --- folders and globs (issue 10, filtered exports) ------------------------------------------
+
+NOV_HEADER = "date,hours,client,description\n"
+
+
+def folder_of(tmp_path: Path, **files: str) -> Path:
+    folder = tmp_path / "exports"
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        write(folder / f"{name}.csv", NOV_HEADER + text)
+    return folder
+
+
+def test_a_folder_is_read_in_name_order_each_file_a_snapshot_of_its_scope(
+    tmp_path: Path,
+) -> None:
+    folder = folder_of(
+        tmp_path,
+        b_november="2026-11-02,2,ACME Corp,n\n",
+        a_october="2026-10-05,1,ACME Corp,o\n2026-10-06,1,Globex,g\n",
+    )
+    write(folder / "notes.txt", "not an export\n")
+    pages = fetch(folder)
+    assert [e.description for e in entries_of(pages)] == ["o", "g", "n"]
+    october = DateWindow(dt.date(2026, 10, 5), dt.date(2026, 10, 6))
+    november = DateWindow(dt.date(2026, 11, 2), dt.date(2026, 11, 2))
+    # Scopes are diffed once every file is applied: the last file's page, then the others'.
+    assert [(p.snapshot, p.snapshot_complete, p.snapshot_clients) for p in pages] == [
+        (october, False, frozenset({"ACME Corp", "Globex"})),
+        (november, True, frozenset({"ACME Corp"})),
+        (october, True, frozenset({"ACME Corp", "Globex"})),
+    ]
+    assert [p.cursor is not None for p in pages] == [False, False, True]
+    assert make_source(folder).check_connection() == f"{folder} (2 files): 3 rows, generic format"
+
+
+def test_a_later_file_decides_the_rows_of_its_scope(tmp_path: Path) -> None:
+    """A re-saved export (a later name) replaces the earlier one for its dates and clients:
+    a row deleted since is not kept alive by the older file, and an edited row is read once.
+    """
+    folder = folder_of(
+        tmp_path,
+        export_1="2026-10-30,1,ACME Corp,kept\n2026-11-02,1,ACME Corp,deleted\n"
+        "2026-11-03,1,ACME Corp,edited\n2026-11-03,1,Globex,other client\n",
+        export_2="2026-11-01,1,ACME Corp,early\n2026-11-03,4,ACME Corp,edited\n"
+        "2026-11-04,1,ACME Corp,new\n",
+    )
+    entries = entries_of(fetch(folder))
+    assert [(e.description, e.seconds) for e in entries] == [
+        ("kept", 3600),
+        ("other client", 3600),
+        ("early", 3600),
+        ("edited", 4 * 3600),
+        ("new", 3600),
+    ]
+
+
+def test_an_unchanged_set_is_not_read_and_any_change_re_reads_it(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, a="2026-11-01,1,ACME Corp,x\n", b="2026-11-02,1,ACME Corp,y\n")
+    cursor = fetch(folder)[-1].cursor
+    assert fetch(folder, cursor=cursor) == []
+    write(folder / "b.csv", NOV_HEADER + "2026-11-02,2,ACME Corp,y\n")
+    pages = fetch(folder, cursor=cursor)
+    assert [e.seconds for e in entries_of(pages)] == [3600, 7200]
+    changed = pages[-1].cursor
+    assert changed not in (None, cursor)
+    (folder / "a.csv").rename(folder / "c.csv")  # a rename changes the order: read again
+    assert fetch(folder, cursor=changed) != []
+
+
+def test_a_file_that_disappears_covers_nothing(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, a="2026-10-01,1,ACME Corp,x\n", b="2026-11-02,1,ACME Corp,y\n")
+    (folder / "a.csv").unlink()
+    pages = fetch(folder)
+    assert [p.snapshot for p in pages if p.snapshot_complete] == [
+        DateWindow(dt.date(2026, 11, 2), dt.date(2026, 11, 2))
+    ]
+
+
+def test_a_glob_names_the_files_and_an_empty_one_is_a_clear_error(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, **{"2026-10": "2026-10-01,1,A,x\n", "old": "2026-09-01,1,A,o\n"})
+    pages = fetch(folder / "2026-*.csv")
+    assert [e.description for e in entries_of(pages)] == ["x"]
+    with pytest.raises(ConnectorError) as raised:
+        fetch(folder / "2027-*.csv")
+    assert str(raised.value) == (
+        f"no file matches {folder / '2027-*.csv'} (sources[1].path): nothing read, nothing reversed"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConnectorError, match=r"has no \.csv file \(sources\[1\]\.path\)"):
+        fetch(empty)
+
+
+def test_the_date_order_one_file_proves_holds_for_the_sources_other_files(
+    tmp_path: Path,
+) -> None:
+    folder = folder_of(tmp_path, a="01/11/2026,1,A,x\n07/11/2026,1,A,y\n", b="15/03/2026,1,A,z\n")
+    pages = fetch(folder)
+    assert [e.spent_date for e in entries_of(pages)] == [
+        dt.date(2026, 11, 1),
+        dt.date(2026, 11, 7),
+        dt.date(2026, 3, 15),
+    ]
+    assert pages[-1].cursor is not None and pages[-1].cursor.endswith(" dmy")
+    write(folder / "c.csv", NOV_HEADER + "03/16/2026,1,A,w\n")
+    with pytest.raises(ConnectorError, match=r"b\.csv: 15/03/2026 \(line 2\) is day first but c"):
+        fetch(folder)
+
+
+# --- identity without an id column (issue 10, filtered exports) ------------------------------
+
+
+def test_an_edited_description_keeps_the_id_and_changes_the_version(tmp_path: Path) -> None:
+    """A person edits the hours and the description, not the date, person, client, project,
+    task or start: such an edit is a new version of the same entry, not a delete and an add."""
+    before = entries_of(fetch(write(tmp_path / "a.csv", GENERIC_HEADER + "".join(ROWS))))
+    edited = [ROWS[0].replace(",Build\n", ",Build the API\n").replace(",1.5,", ",2,"), *ROWS[1:]]
+    after = entries_of(fetch(write(tmp_path / "b.csv", GENERIC_HEADER + "".join(edited))))
+    assert [e.external_id for e in after] == [e.external_id for e in before]
+    assert (after[0].description, after[0].seconds) == ("Build the API", 7200)
+    assert after[0].version != before[0].version
+
+
+def test_rows_of_the_same_work_are_told_apart_by_their_order(tmp_path: Path) -> None:
+    """Two rows of one person, day, project and task without a start are two entries, never
+    merged: the first keeps the identity, the next is "#2"."""
+    second = ROWS[0].replace(",1.5,", ",0.5,").replace(",Build\n", ",Fix\n")
+    pages = fetch(write(tmp_path / "same.csv", GENERIC_HEADER + ROWS[0] + second))
+    base = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "")
+    assert [(e.external_id, e.seconds) for e in entries_of(pages)] == [
+        (base, 5400),
+        (f"{base}#2", 1800),
+    ]
+    assert [r for page in pages for r in page.invalid] == []
+
+
+def test_entries_name_the_id_the_previous_release_gave_them(tmp_path: Path) -> None:
+    """The ledger carries an entry stored under its old id (with the description) over to
+    the new one, so the upgrade neither reverses nor charges anything."""
+    text = GENERIC_HEADER + ROWS[0] + ROWS[0] + "2026-03-04,1,Ada,ACME Corp,Website,Dev,true,x\n"
+    entries = entries_of(fetch(write(tmp_path / "old.csv", text)))
+    old = identity_hash("2026-03-02", "Ada", "ACME Corp", "Website", "Dev", "Build", "")
+    assert [e.former_id for e in entries] == [
+        old,
+        f"{old}#2",
+        identity_hash("2026-03-04", "Ada", "ACME Corp", "Website", "Dev", "x", ""),
+    ]
+    with_ids = entries_of(fetch(write(tmp_path / "ids.csv", "id,date,hours\n7,2026-03-02,1\n")))
+    assert [(e.external_id, e.former_id) for e in with_ids] == [("7", None)]

@@ -627,7 +627,7 @@ BAD_CASES = [
     case("sources.1.scope", "team", 'must be workspace or me, got "team"'),
     case("sources.2.api_key", DELETE, "is required; the API key"),
     case("sources.3.format", "excel", 'must be generic, harvest, toggl or clockify, got "excel"'),
-    case("sources.3.path", ".", "is a folder; give the path of a CSV file"),
+    case("sources.3.path", 7, "must be"),
     case(
         "invoicing", "stripe", 'must be a list (one item per line starting with "- "), got "stripe"'
     ),
@@ -1028,6 +1028,17 @@ def test_csv_reading_settings_are_read(tmp_path: Path) -> None:
         "cp1252",
         "dates",
     )
+
+
+def test_a_csv_path_may_name_a_folder_or_a_glob(tmp_path: Path) -> None:
+    """Issue 10 (filtered exports): a folder or glob of exports is one source's files."""
+    (tmp_path / "exports").mkdir()
+    for given, expected in (("exports", "exports"), ("exports/2026-*.csv", "exports/2026-*.csv")):
+        data = base_data()
+        data["sources"][3]["path"] = given
+        exports = parse_config(data, tmp_path / "config.yaml", ENV).sources[3]
+        assert isinstance(exports, CsvSettings)
+        assert exports.file == tmp_path / expected
 
 
 def test_csv_reading_settings_default_to_auto_24_hours_and_utf8(tmp_path: Path) -> None:

@@ -353,6 +353,28 @@ def test_a_decision_keeps_across_edits_that_keep_the_figures_and_says_what_chang
     )
 
 
+def test_an_entry_under_its_former_id_is_carried_over_with_its_decision(db_url: str) -> None:
+    """Issue 10, CSV identities: rows without ids used to include the description in their id.
+    The first sync after the upgrade renames the stored entry (it is not reversed and charged
+    again, and its approval stays): the balance does not move."""
+    ledger, pricer, engine = make(db_url, approval="review")
+    source_settings = settings_for(db_url).sources[0]
+    source = ScriptedSource()
+    source.put(entry("old", hours="1.25"))
+    engine.sync(source, source_settings, full=True)
+    decide(ledger, pricer, [_only_id(ledger)], "approved")
+    assert balance(ledger) == 100000 - 12500
+    source.remove("old")
+    source.put(dataclasses.replace(entry("new", hours="1.25"), former_id="old"))
+    summary = engine.sync(source, source_settings, full=True)
+    assert (summary.new, summary.deleted, summary.unchanged, summary.postings) == (0, 0, 1, 0)
+    assert entry_debits(ledger) == {"new": 12500}
+    assert balance(ledger) == 100000 - 12500
+    # An id nobody stored before is simply new.
+    source.put(dataclasses.replace(entry("other", hours="1"), former_id="unknown"))
+    assert engine.sync(source, source_settings, full=True).new == 1
+
+
 def test_a_stale_version_is_refused_with_the_new_figures(db_url: str) -> None:
     ledger, pricer, engine = make(db_url, approval="review")
     source_settings = settings_for(db_url).sources[0]
