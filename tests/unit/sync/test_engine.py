@@ -126,22 +126,9 @@ def test_entry_postings_store_their_role_and_what_a_client_reads(db_url: str) ->
     assert rows[3].explanation == "now deleted: deleted in source; it cost 100.00 before"
 
 
-def test_deletion_guard_refuses_mass_reversal(db_url: str) -> None:
-    ledger, _, engine = make(db_url, opening="10000.00")
-    source_settings = settings_for(db_url).sources[0]
-    source = ScriptedSource(page_size=50)
-    for i in range(30):
-        source.put(entry(f"e{i}", hours="1", day=1 + i % 20))
-    engine.sync(source, source_settings, full=True)
-    before = balance(ledger)
-    source.entries = {k: v for k, v in source.entries.items() if k in ("e0", "e1")}
-    summary = engine.sync(source, source_settings, full=True)
-    assert summary.outcome == "partial"
-    assert "refusing to reverse 28 entries" in summary.warnings[0]
-    assert balance(ledger) == before
-
-
-def test_a_mass_deletion_the_operator_accepts_is_reversed_with_the_reason(db_url: str) -> None:
+def test_the_deletion_guard_refuses_a_mass_reversal_until_the_operator_accepts_it(
+    db_url: str,
+) -> None:
     ledger, _, engine = make(db_url, opening="10000.00")
     source_settings = settings_for(db_url).sources[0]
     source = ScriptedSource(page_size=50)
@@ -151,6 +138,8 @@ def test_a_mass_deletion_the_operator_accepts_is_reversed_with_the_reason(db_url
     before = balance(ledger)
     source.entries = {k: v for k, v in source.entries.items() if k in ("e0", "e1")}
     refused = engine.sync(source, source_settings, full=True)
+    assert refused.outcome == "partial"
+    assert "refusing to reverse 28 entries" in refused.warnings[0]
     assert "--accept-deletions" in refused.warnings[0]
     assert balance(ledger) == before
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from decimal import Decimal
 
@@ -29,6 +31,7 @@ from sync.rules import Pricer
 from sync.settings import Budget, RefillPolicy, Settings
 from sync.shortfall import setting_warnings
 from sync.views.reports import refill_rows
+from tests.fakes.stripe_server import FakeStripe
 from tests.support import RecordingSink, money_customer, settings_for
 
 CLOCK = [dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)]
@@ -503,12 +506,12 @@ def test_check_warns_about_an_amount_that_cannot_lift_a_used_up_budget() -> None
 # --- tax: the budget is credited the net amount (issue 10) ------------------------------
 
 
-def test_a_taxed_stripe_invoice_credits_the_budget_its_net_amount(db_url: str) -> None:
-    """VAT is on the invoice, not in the budget: a refill of 1000.00 under a 21 % tax rate
-    invoices 1210.00, the client pays 1210.00, and the budget is credited 1000.00."""
+@contextmanager
+def taxed_stripe_refills(db_url: str) -> Iterator[tuple[Ledger, RefillService, FakeStripe]]:
+    """ACME at 290.00 under a 300.00 threshold, refilled by 1000.00 through the fake Stripe
+    with a 21 % tax rate on the invoice."""
     from connectors.invoicing.stripe import StripeSink
     from sync.settings import InvoiceTo, Secret, StripeSettings
-    from tests.fakes.stripe_server import FakeStripe
 
     base = money_customer(opening="290.00", below="300.00", amount="1000.00")
     to = InvoiceTo(sink="stripe", email="accounts@acme.example", tax_rates=("txr_vat21",))
@@ -529,7 +532,17 @@ def test_a_taxed_stripe_invoice_credits_the_budget_its_net_amount(db_url: str) -
             ),
             sleep=lambda seconds: None,
         )
-        svc = RefillService(ledger, settings, {"stripe": sink}, clock=lambda: CLOCK[0])
+        yield (
+            ledger,
+            RefillService(ledger, settings, {"stripe": sink}, clock=lambda: CLOCK[0]),
+            fake,
+        )
+
+
+def test_a_taxed_stripe_invoice_credits_the_budget_its_net_amount(db_url: str) -> None:
+    """VAT is on the invoice, not in the budget: a refill of 1000.00 under a 21 % tax rate
+    invoices 1210.00, the client pays 1210.00, and the budget is credited 1000.00."""
+    with taxed_stripe_refills(db_url) as (ledger, svc, fake):
         assert svc.run().issued == ["acme-retainer-1"]
         (invoice,) = fake.invoices_for_refill("acme-retainer-1")
         assert invoice["default_tax_rates"] == ["txr_vat21"]
@@ -548,30 +561,7 @@ def test_a_taxed_stripe_invoice_credits_the_budget_its_net_amount(db_url: str) -
 def test_a_taxed_invoice_paid_in_part_is_compared_with_its_total(db_url: str) -> None:
     """Payments include tax: 1100.00 of a 1210.00 invoice (1000.00 net + 21 %) is a part
     payment, shown against the total; paid in full, the budget is credited the net 1000.00."""
-    from connectors.invoicing.stripe import StripeSink
-    from sync.settings import InvoiceTo, Secret, StripeSettings
-    from tests.fakes.stripe_server import FakeStripe
-
-    base = money_customer(opening="290.00", below="300.00", amount="1000.00")
-    to = InvoiceTo(sink="stripe", email="accounts@acme.example", tax_rates=("txr_vat21",))
-    settings = settings_for(db_url, replace(base, invoice_to=to))
-    ledger = Ledger(db_url)
-    ledger.upgrade()
-    ensure_books(ledger, settings, Pricer(settings.customers))
-    with FakeStripe() as fake:
-        fake.tax_percent["txr_vat21"] = Decimal(21)
-        sink = StripeSink(
-            StripeSettings(
-                yaml_path="invoicing[0]",
-                name="stripe",
-                type="stripe",
-                api_key=Secret(fake.api_key),
-                base_url=fake.base_url,
-                max_network_retries=0,
-            ),
-            sleep=lambda seconds: None,
-        )
-        svc = RefillService(ledger, settings, {"stripe": sink}, clock=lambda: CLOCK[0])
+    with taxed_stripe_refills(db_url) as (ledger, svc, fake):
         assert svc.run().issued == ["acme-retainer-1"]
         (invoice,) = fake.invoices_for_refill("acme-retainer-1")
         fake.pay_in_part(invoice["id"], 110000)
